@@ -1,0 +1,43 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "switchboard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchboard", targets: ["switchboard"]),
+        .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
+        .library(name: "NFTModel", targets: ["NFTModel"]),
+        .library(name: "Netfilter", targets: ["Netfilter"]),
+        .library(name: "SwitchboardTesting", targets: ["SwitchboardTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System-library shim; only Netfilter imports it.
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
+        .target(name: "NFTModel"),
+        // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
+        .target(name: "SwitchboardCore", dependencies: ["NFTModel", .product(name: "Yams", package: "Yams")]),
+        // The kernel: libnftables in-process.
+        .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables"]),
+        // Shipped test support: network-namespace topologies with real traffic.
+        .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
+        .executableTarget(
+            name: "switchboard",
+            dependencies: [
+                "SwitchboardCore", "NFTModel", "Netfilter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"]),
+        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

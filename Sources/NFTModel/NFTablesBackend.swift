@@ -1,0 +1,10 @@
+/// The kernel edge: something that applies transactions atomically and reports what it holds.
+///
+/// `KernelNFTables` (in Netfilter) is the real one; `FakeNFTables` (in SwitchboardTesting) applies to an
+/// in-memory copy and commits only if every command succeeds. One contract test suite runs against both.
+public protocol NFTablesBackend: Sendable {
+    /// Applies the whole transaction as one batch: all of it, or (on error) nothing.
+    func apply(_ transaction: Transaction) async throws
+    /// The current contents of the given tables (absent tables are simply not in the result).
+    func read(_ tables: Set<TableID>) async throws -> Ruleset
+}

@@ -1,0 +1,220 @@
+/// The nftables address family of a table.
+public enum Family: String, Hashable, Sendable, CaseIterable, Comparable, Codable {
+    case ip, ip6, inet
+
+    public static func < (a: Family, b: Family) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A table's identity: family and name.
+public struct TableID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var family: Family
+    public var name: String
+
+    public init(_ family: Family, _ name: String) {
+        self.family = family
+        self.name = name
+    }
+
+    public var description: String { "\(family.rawValue) \(name)" }
+
+    public static func < (a: TableID, b: TableID) -> Bool { (a.family, a.name) < (b.family, b.name) }
+}
+
+/// The hook information of a base chain. Type, hook and priority travel together, so a chain is
+/// either a regular chain (`base == nil`) or a complete base chain; nothing in between can be written.
+public struct BaseChain: Hashable, Sendable {
+    public enum ChainType: String, Hashable, Sendable { case filter, nat, route }
+    public enum Hook: String, Hashable, Sendable { case prerouting, input, forward, output, postrouting }
+    public enum Policy: String, Hashable, Sendable { case accept, drop }
+
+    public var type: ChainType
+    public var hook: Hook
+    public var priority: Int
+    public var policy: Policy
+
+    public init(type: ChainType, hook: Hook, priority: Int, policy: Policy = .accept) {
+        self.type = type
+        self.hook = hook
+        self.priority = priority
+        self.policy = policy
+    }
+
+    /// The declaration inside a chain block, e.g. `type nat hook prerouting priority -100; policy accept;`.
+    public var declaration: String {
+        "type \(type.rawValue) hook \(hook.rawValue) priority \(priority); policy \(policy.rawValue);"
+    }
+}
+
+/// One rule, held as the canonical text that `nft list` prints for it.
+///
+/// The compiler writes rules in exactly the kernel's listing form and the JSON parser turns the
+/// kernel's listing back into the same form, so "is this chain what we want" is a string comparison.
+public struct Rule: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    public var text: String
+
+    public init(_ text: String) { self.text = text }
+    public init(stringLiteral value: String) { self.text = value }
+
+    public var description: String { text }
+}
+
+/// A chain: regular or base, with its rules in order.
+public struct Chain: Hashable, Sendable {
+    public var name: String
+    public var base: BaseChain?
+    public var rules: [Rule]
+
+    public init(name: String, base: BaseChain? = nil, rules: [Rule] = []) {
+        self.name = name
+        self.base = base
+        self.rules = rules
+    }
+
+    /// The same chain without rules: what `add chain` declares.
+    public var declarationOnly: Chain { Chain(name: name, base: base, rules: []) }
+}
+
+/// A named set or map (a map has a `dataType`; a verdict map has `dataType == "verdict"`).
+public struct NFTSet: Hashable, Sendable {
+    /// The key declaration.
+    public enum KeyType: Hashable, Sendable {
+        /// `type a . b . c` with nft's named types (`ipv4_addr`, `inet_proto`, `inet_service`, ...).
+        case types([String])
+        /// A plain 32-bit integer key, as a `jhash ... mod M` expression produces. nft has no named
+        /// type for it and libnftables 1.0.6 crashes listing a map declared `typeof jhash ...`, so the
+        /// declaration borrows numgen's typeof (`typeof numgen inc mod <size>`); the kernel's JSON
+        /// listing reports such a key as `integer`.
+        case hashSlot
+    }
+
+    public var name: String
+    public var keyType: KeyType
+    /// nil for a set; `"verdict"` or a type list such as `"ipv4_addr . inet_service"` for a map.
+    public var dataType: String?
+    /// Set flags, e.g. `interval`, `timeout`; kept sorted.
+    public var flags: [String]
+    public var size: Int?
+    /// Seconds; sets with `flags timeout`.
+    public var timeout: Int?
+    public var comment: String?
+    /// Canonical element text, key → data (`""` for a set), e.g. `"10.96.0.1 . tcp . 80": "goto svc-…"`.
+    public var elements: [String: String]
+
+    public init(
+        name: String, keyType: KeyType, dataType: String? = nil, flags: [String] = [], size: Int? = nil,
+        timeout: Int? = nil, comment: String? = nil, elements: [String: String] = [:]
+    ) {
+        self.name = name
+        self.keyType = keyType
+        self.dataType = dataType
+        self.flags = flags.sorted()
+        self.size = size
+        self.timeout = timeout
+        self.comment = comment
+        self.elements = elements
+    }
+
+    public var isMap: Bool { dataType != nil }
+    public var keyword: String { isMap ? "map" : "set" }
+
+    /// The same set without elements: what `add set`/`add map` declares.
+    public var declarationOnly: NFTSet {
+        var copy = self
+        copy.elements = [:]
+        return copy
+    }
+
+    /// The statements inside the set's block, in the order `nft list` prints them.
+    public var declarationLines: [String] {
+        var lines: [String] = []
+        let key: String
+        switch keyType {
+        case .types(let types): key = "type " + types.joined(separator: " . ")
+        case .hashSlot: key = "typeof numgen inc mod \(size ?? 2)"
+        }
+        lines.append(dataType.map { "\(key) : \($0)" } ?? key)
+        if let size { lines.append("size \(size)") }
+        if !flags.isEmpty { lines.append("flags " + flags.joined(separator: ",")) }
+        if let timeout { lines.append("timeout \(timeout)s") }
+        if let comment { lines.append("comment " + nftQuoted(comment)) }
+        return lines
+    }
+
+    /// Elements as `key : data` (or `key`) text, sorted for deterministic output.
+    public var elementTexts: [String] {
+        elements.keys.sorted(by: canonicalOrder).map { key in
+            let data = elements[key]!
+            return data.isEmpty ? key : "\(key) : \(data)"
+        }
+    }
+}
+
+/// One table with its chains and sets, by name.
+public struct Table: Hashable, Sendable {
+    public var id: TableID
+    public var chains: [String: Chain]
+    public var sets: [String: NFTSet]
+
+    public init(id: TableID, chains: [String: Chain] = [:], sets: [String: NFTSet] = [:]) {
+        self.id = id
+        self.chains = chains
+        self.sets = sets
+    }
+
+    public mutating func add(_ chain: Chain) { chains[chain.name] = chain }
+    public mutating func add(_ set: NFTSet) { sets[set.name] = set }
+
+    /// The total number of set and map elements: what the kernel pays for per element.
+    public var elementCount: Int { sets.values.reduce(0) { $0 + $1.elements.count } }
+}
+
+/// The whole desired or current state: the tables Switchboard owns.
+public struct Ruleset: Hashable, Sendable {
+    public var tables: [TableID: Table]
+
+    public init(tables: [Table] = []) {
+        self.tables = Dictionary(uniqueKeysWithValues: tables.map { ($0.id, $0) })
+    }
+
+    public static let empty = Ruleset()
+
+    public subscript(id: TableID) -> Table? {
+        get { tables[id] }
+        set { tables[id] = newValue }
+    }
+
+    /// Keeps only the given tables (a kernel listing holds other people's tables too).
+    public func restricted(to ids: Set<TableID>) -> Ruleset {
+        Ruleset(tables: tables.values.filter { ids.contains($0.id) })
+    }
+
+    public var elementCount: Int { tables.values.reduce(0) { $0 + $1.elementCount } }
+    public var chainCount: Int { tables.values.reduce(0) { $0 + $1.chains.count } }
+    public var ruleCount: Int { tables.values.reduce(0) { $0 + $1.chains.values.reduce(0) { $0 + $1.rules.count } } }
+}
+
+/// Orders strings so that embedded numbers compare by value ("2" before "10"), making element and
+/// chain listings read naturally. Total and deterministic.
+public func canonicalOrder(_ a: String, _ b: String) -> Bool {
+    var i = a.unicodeScalars.makeIterator()
+    var j = b.unicodeScalars.makeIterator()
+    var x = i.next()
+    var y = j.next()
+    while let cx = x, let cy = y {
+        let dx = ("0"..."9").contains(cx), dy = ("0"..."9").contains(cy)
+        if dx && dy {
+            var nx = "", ny = ""
+            while let c = x, ("0"..."9").contains(c) { nx.unicodeScalars.append(c); x = i.next() }
+            while let c = y, ("0"..."9").contains(c) { ny.unicodeScalars.append(c); y = j.next() }
+            let tx = nx.drop(while: { $0 == "0" }), ty = ny.drop(while: { $0 == "0" })
+            if tx.count != ty.count { return tx.count < ty.count }
+            if tx != ty { return tx < ty }
+            if nx.count != ny.count { return nx.count < ny.count }
+            continue
+        }
+        if cx != cy { return cx.value < cy.value }
+        x = i.next()
+        y = j.next()
+    }
+    return x == nil && y != nil
+}

@@ -1,0 +1,281 @@
+/// The Kubernetes objects Switchboard reads, reduced to the fields that decide packet handling.
+/// Decoding (JSON/YAML, v1 and v1beta1) lives in `Decoding/`; everything here is a plain value.
+
+/// `namespace/name` of a namespaced object.
+public struct ObjectRef: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
+    public var description: String { "\(namespace)/\(name)" }
+
+    public static func < (a: ObjectRef, b: ObjectRef) -> Bool { (a.namespace, a.name) < (b.namespace, b.name) }
+}
+
+public enum IPFamily: String, Hashable, Sendable, CaseIterable, Comparable {
+    case v4 = "IPv4"
+    case v6 = "IPv6"
+
+    public static func < (a: IPFamily, b: IPFamily) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// An L4 protocol as Kubernetes spells it.
+public enum L4Protocol: String, Hashable, Sendable, CaseIterable, Comparable {
+    case tcp = "TCP"
+    case udp = "UDP"
+    case sctp = "SCTP"
+
+    /// nft's name (`inet_proto` values, `meta l4proto`).
+    public var nftName: String { rawValue.lowercased() }
+
+    public static func < (a: L4Protocol, b: L4Protocol) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// A Service's `targetPort`: a number, or a name resolved per endpoint through the slice's ports.
+public enum TargetPort: Hashable, Sendable {
+    case number(Int)
+    case name(String)
+}
+
+public struct ServicePort: Hashable, Sendable {
+    /// The port's name; `""` when the Service has a single unnamed port.
+    public var name: String
+    public var `protocol`: L4Protocol
+    public var port: Int
+    public var targetPort: TargetPort
+    public var nodePort: Int?
+
+    public init(name: String = "", protocol: L4Protocol = .tcp, port: Int, targetPort: TargetPort? = nil, nodePort: Int? = nil) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+        self.targetPort = targetPort ?? .number(port)
+        self.nodePort = nodePort
+    }
+}
+
+public enum ServiceType: String, Hashable, Sendable {
+    case clusterIP = "ClusterIP"
+    case nodePort = "NodePort"
+    case loadBalancer = "LoadBalancer"
+    case externalName = "ExternalName"
+}
+
+public enum TrafficPolicy: String, Hashable, Sendable {
+    case cluster = "Cluster"
+    case local = "Local"
+}
+
+public enum SessionAffinity: Hashable, Sendable {
+    case none
+    /// `sessionAffinity: ClientIP` with `sessionAffinityConfig.clientIP.timeoutSeconds` (default 10800).
+    case clientIP(timeoutSeconds: Int)
+}
+
+/// One `status.loadBalancer.ingress[]` entry.
+public struct LoadBalancerIngress: Hashable, Sendable {
+    public enum IPMode: String, Hashable, Sendable {
+        case vip = "VIP"
+        case proxy = "Proxy"
+    }
+
+    public var ip: IPAddress?
+    public var hostname: String?
+    /// nil when unset (which means VIP).
+    public var ipMode: IPMode?
+
+    public init(ip: IPAddress? = nil, hostname: String? = nil, ipMode: IPMode? = nil) {
+        self.ip = ip
+        self.hostname = hostname
+        self.ipMode = ipMode
+    }
+}
+
+public struct Service: Hashable, Sendable {
+    public var ref: ObjectRef
+    public var type: ServiceType
+    /// `spec.clusterIPs` (or `spec.clusterIP` on objects that lack the list); empty when none.
+    public var clusterIPs: [IPAddress]
+    /// `clusterIP: None`.
+    public var isHeadless: Bool
+    public var ports: [ServicePort]
+    public var externalIPs: [IPAddress]
+    public var loadBalancerIngress: [LoadBalancerIngress]
+    public var loadBalancerSourceRanges: [CIDR]
+    public var externalTrafficPolicy: TrafficPolicy
+    public var internalTrafficPolicy: TrafficPolicy
+    public var healthCheckNodePort: Int?
+    public var sessionAffinity: SessionAffinity
+    public var labels: [String: String]
+
+    public init(
+        ref: ObjectRef, type: ServiceType = .clusterIP, clusterIPs: [IPAddress] = [], isHeadless: Bool = false,
+        ports: [ServicePort] = [], externalIPs: [IPAddress] = [], loadBalancerIngress: [LoadBalancerIngress] = [],
+        loadBalancerSourceRanges: [CIDR] = [], externalTrafficPolicy: TrafficPolicy = .cluster,
+        internalTrafficPolicy: TrafficPolicy = .cluster, healthCheckNodePort: Int? = nil,
+        sessionAffinity: SessionAffinity = .none, labels: [String: String] = [:]
+    ) {
+        self.ref = ref
+        self.type = type
+        self.clusterIPs = clusterIPs
+        self.isHeadless = isHeadless
+        self.ports = ports
+        self.externalIPs = externalIPs
+        self.loadBalancerIngress = loadBalancerIngress
+        self.loadBalancerSourceRanges = loadBalancerSourceRanges
+        self.externalTrafficPolicy = externalTrafficPolicy
+        self.internalTrafficPolicy = internalTrafficPolicy
+        self.healthCheckNodePort = healthCheckNodePort
+        self.sessionAffinity = sessionAffinity
+        self.labels = labels
+    }
+}
+
+public enum EndpointAddressType: String, Hashable, Sendable {
+    case ipv4 = "IPv4"
+    case ipv6 = "IPv6"
+    case fqdn = "FQDN"
+}
+
+public struct EndpointPort: Hashable, Sendable {
+    /// `""` when unnamed (matches a Service port with name `""`).
+    public var name: String
+    public var `protocol`: L4Protocol
+    /// nil means "all ports" in the API; such a port resolves nothing.
+    public var port: Int?
+
+    public init(name: String = "", protocol: L4Protocol = .tcp, port: Int?) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+    }
+}
+
+public struct Endpoint: Hashable, Sendable {
+    public var addresses: [IPAddress]
+    /// Conditions as the API gives them; nil = unknown. `isReady` applies the API's defaults.
+    public var ready: Bool?
+    public var serving: Bool?
+    public var terminating: Bool?
+    /// `nodeName` (v1) or the `kubernetes.io/hostname` topology label (v1beta1).
+    public var nodeName: String?
+    /// `zone` (v1) or the `topology.kubernetes.io/zone` topology label (v1beta1).
+    public var zone: String?
+    /// `hints.forZones[].name`; nil when the endpoint carries no hints.
+    public var zoneHints: [String]?
+
+    public init(
+        addresses: [IPAddress], ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil,
+        nodeName: String? = nil, zone: String? = nil, zoneHints: [String]? = nil
+    ) {
+        self.addresses = addresses
+        self.ready = ready
+        self.serving = serving
+        self.terminating = terminating
+        self.nodeName = nodeName
+        self.zone = zone
+        self.zoneHints = zoneHints
+    }
+
+    /// nil `ready` means ready (API semantics).
+    public var isReady: Bool { ready ?? true }
+    /// nil `serving` defaults to the value of `ready`.
+    public var isServing: Bool { serving ?? isReady }
+    /// nil `terminating` means not terminating.
+    public var isTerminating: Bool { terminating ?? false }
+}
+
+public struct EndpointSlice: Hashable, Sendable {
+    /// The slice's own namespace/name.
+    public var ref: ObjectRef
+    /// The `kubernetes.io/service-name` label; a slice without it belongs to no Service.
+    public var serviceName: String?
+    public var addressType: EndpointAddressType
+    public var ports: [EndpointPort]
+    public var endpoints: [Endpoint]
+    public var labels: [String: String]
+    public var annotations: [String: String]
+
+    public init(
+        ref: ObjectRef, serviceName: String?, addressType: EndpointAddressType = .ipv4, ports: [EndpointPort] = [],
+        endpoints: [Endpoint] = [], labels: [String: String] = [:], annotations: [String: String] = [:]
+    ) {
+        self.ref = ref
+        self.serviceName = serviceName
+        self.addressType = addressType
+        self.ports = ports
+        self.endpoints = endpoints
+        self.labels = labels
+        self.annotations = annotations
+    }
+
+    /// The Service this slice belongs to.
+    public var serviceRef: ObjectRef? { serviceName.map { ObjectRef(namespace: ref.namespace, name: $0) } }
+}
+
+public struct NodeAddress: Hashable, Sendable {
+    public var type: String
+    public var address: String
+
+    public init(type: String, address: String) {
+        self.type = type
+        self.address = address
+    }
+}
+
+public struct Node: Hashable, Sendable {
+    public var name: String
+    /// `status.addresses` (InternalIP, ExternalIP, Hostname, ...), in order.
+    public var addresses: [NodeAddress]
+    public var labels: [String: String]
+    public var podCIDRs: [CIDR]
+
+    public init(name: String, addresses: [NodeAddress] = [], labels: [String: String] = [:], podCIDRs: [CIDR] = []) {
+        self.name = name
+        self.addresses = addresses
+        self.labels = labels
+        self.podCIDRs = podCIDRs
+    }
+
+    /// The node's `InternalIP` addresses that parse as IPs.
+    public var internalIPs: [IPAddress] {
+        addresses.filter { $0.type == "InternalIP" }.compactMap { IPAddress($0.address) }
+    }
+
+    public var zone: String? { labels["topology.kubernetes.io/zone"] }
+}
+
+/// Any object Switchboard consumes.
+public enum KubeObject: Hashable, Sendable {
+    case service(Service)
+    case endpointSlice(EndpointSlice)
+    case node(Node)
+}
+
+/// Why something in the input was skipped or partly ignored. Names the object and the field.
+public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
+    public enum Severity: String, Hashable, Sendable { case error, warning }
+
+    /// e.g. `Service default/web`, `EndpointSlice default/web-abc12`, or `document 3 of a.yaml`.
+    public var object: String
+    /// A JSON-path-like field, e.g. `spec.ports[1].port`; `""` for the whole object.
+    public var field: String
+    public var message: String
+    public var severity: Severity
+
+    public init(object: String, field: String, message: String, severity: Severity = .error) {
+        self.object = object
+        self.field = field
+        self.message = message
+        self.severity = severity
+    }
+
+    public var description: String {
+        let at = field.isEmpty ? "" : " \(field)"
+        return "\(severity.rawValue): \(object)\(at): \(message)"
+    }
+}
