@@ -1,0 +1,225 @@
+import NFTModel
+import Testing
+
+private let t = TableID(.ip, "sb")
+
+private func table(chains: [Chain] = [], sets: [NFTSet] = []) -> Ruleset {
+    var table = Table(id: t)
+    chains.forEach { table.add($0) }
+    sets.forEach { table.add($0) }
+    return Ruleset(tables: [table])
+}
+
+private func vmap(_ name: String, _ elements: [String: String]) -> NFTSet {
+    NFTSet(name: name, keyType: .types(["ipv4_addr", "inet_proto", "inet_service"]), dataType: "verdict",
+           elements: elements)
+}
+
+@Suite struct PlannerTests {
+    @Test func equalRulesetsPlanNothing() {
+        let r = table(chains: [Chain(name: "a", rules: ["accept"])], sets: [vmap("m", ["1.2.3.4 . tcp . 80": "goto a"])])
+        #expect(r.transaction(from: r).isEmpty)
+    }
+
+    @Test func createFromEmptyDeclaresBeforeUse() {
+        let r = table(
+            chains: [
+                Chain(name: "pre", base: BaseChain(type: .nat, hook: .prerouting, priority: -100), rules: ["jump svc"]),
+                Chain(name: "svc", rules: ["ip daddr . meta l4proto . th dport vmap @m"]),
+            ],
+            sets: [vmap("m", ["10.96.0.1 . tcp . 80": "goto svc"])])
+        #expect(r.transaction(from: .empty).description == """
+            add table ip sb
+            add map ip sb m { type ipv4_addr . inet_proto . inet_service : verdict; }
+            add chain ip sb pre { type nat hook prerouting priority -100; policy accept; }
+            add chain ip sb svc
+            add rule ip sb pre jump svc
+            add rule ip sb svc ip daddr . meta l4proto . th dport vmap @m
+            add element ip sb m { 10.96.0.1 . tcp . 80 : goto svc }
+
+            """)
+    }
+
+    @Test func elementChangesAreElementByElement() {
+        let a = table(chains: [Chain(name: "x"), Chain(name: "y")],
+                      sets: [vmap("m", ["1.1.1.1 . tcp . 80": "goto x", "2.2.2.2 . tcp . 80": "goto x", "3.3.3.3 . udp . 53": "goto y"])])
+        let b = table(chains: [Chain(name: "x"), Chain(name: "y")],
+                      sets: [vmap("m", ["1.1.1.1 . tcp . 80": "goto x", "2.2.2.2 . tcp . 80": "goto y", "4.4.4.4 . tcp . 443": "goto x"])])
+        #expect(b.transaction(from: a).description == """
+            delete element ip sb m { 2.2.2.2 . tcp . 80, 3.3.3.3 . udp . 53 }
+            add element ip sb m { 2.2.2.2 . tcp . 80 : goto y, 4.4.4.4 . tcp . 443 : goto x }
+
+            """)
+    }
+
+    @Test func changedChainIsFlushedAndRefilled() {
+        let a = table(chains: [Chain(name: "c", rules: ["accept"]), Chain(name: "same", rules: ["drop"])])
+        let b = table(chains: [Chain(name: "c", rules: ["drop", "accept"]), Chain(name: "same", rules: ["drop"])])
+        #expect(b.transaction(from: a).description == """
+            flush chain ip sb c
+            add rule ip sb c drop
+            add rule ip sb c accept
+
+            """)
+    }
+
+    /// Deleting things the kernel still references fails the whole batch, so references go first:
+    /// the rule using a map is flushed, then the map's elements (which jump to chains) are gone with
+    /// the map, then the chains.
+    @Test func deletesComeAfterReferencesAreGone() {
+        let a = table(
+            chains: [Chain(name: "svc", rules: ["jhash ip saddr mod 2 vmap @mg"]), Chain(name: "ep1"), Chain(name: "keep")],
+            sets: [NFTSet(name: "mg", keyType: .hashSlot, dataType: "verdict", size: 2, elements: ["0": "goto ep1", "1": "goto ep1"])])
+        let b = table(chains: [Chain(name: "keep")])
+        #expect(b.transaction(from: a).description == """
+            flush chain ip sb svc
+            delete map ip sb mg
+            delete chain ip sb ep1
+            delete chain ip sb svc
+
+            """)
+    }
+
+    @Test func changedDeclarationReplacesTheTable() {
+        let a = table(sets: [NFTSet(name: "s", keyType: .types(["ipv4_addr"]))])
+        let b = table(sets: [NFTSet(name: "s", keyType: .types(["ipv4_addr"]), flags: ["interval"])])
+        let tx = b.transaction(from: a)
+        #expect(tx.commands.prefix(3) == [.deleteTable(t), .addTable(t), .addSet(t, b[t]!.sets["s"]!)])
+    }
+
+    @Test func removedTableIsDeletedLast() {
+        let other = TableID(.ip6, "sb")
+        var both = table(chains: [Chain(name: "x")])
+        both[other] = Table(id: other)
+        let only = table(chains: [Chain(name: "x")])
+        #expect(only.transaction(from: both).description == "delete table ip6 sb\n")
+    }
+
+    @Test func fullSyncReplacesEveryOwnedTable() {
+        let r = table(chains: [Chain(name: "x", rules: ["accept"])])
+        let stale = TableID(.ip6, "sb")
+        #expect(r.replacing([t, stale]).description == """
+            add table ip sb
+            delete table ip sb
+            add table ip sb
+            add chain ip sb x
+            add table ip6 sb
+            delete table ip6 sb
+            add rule ip sb x accept
+
+            """)
+    }
+
+    @Test func scriptIsSortedAndQuotesComments() {
+        var set = NFTSet(name: "m", keyType: .hashSlot, dataType: "verdict", size: 3,
+                         comment: #"ns/x"; flush ruleset; "#,
+                         elements: ["10": "goto b", "2": "goto a"])
+        set.flags = []
+        let r = table(chains: [Chain(name: "b"), Chain(name: "a", rules: ["accept"])], sets: [set])
+        #expect(r.script == """
+            table ip sb {
+            \tmap m {
+            \t\ttypeof numgen inc mod 3 : verdict
+            \t\tsize 3
+            \t\tcomment "ns/x_; flush ruleset; "
+            \t\telements = { 2 : goto a,
+            \t\t\t     10 : goto b }
+            \t}
+
+            \tchain a {
+            \t\taccept
+            \t}
+
+            \tchain b {
+            \t}
+            }
+
+            """)
+    }
+}
+
+@Suite struct EscapingTests {
+    @Test(arguments: [
+        ("plain", "\"plain\""),
+        (#"x"; flush ruleset; ""#, #""x_; flush ruleset; _""#),
+        ("back\\slash\nnew", "\"back_slash_new\""),
+        ("ünïcode", "\"_n_code\""),
+    ])
+    func quoted(input: String, expected: String) {
+        #expect(nftQuoted(input) == expected)
+    }
+
+    @Test func quotedIsCapped() {
+        #expect(nftQuoted(String(repeating: "a", count: 500)).utf8.count <= 129)
+    }
+
+    @Test(arguments: ["svc-abc-ns/name/tcp/http", "ep-x-a.b_c", "_x"])
+    func validIdentifiers(name: String) { #expect(isValidNFTIdentifier(name)) }
+
+    @Test(arguments: ["", "1abc", "a b", "a\"b", "a:b", "a;b"])
+    func invalidIdentifiers(name: String) { #expect(!isValidNFTIdentifier(name)) }
+
+    @Test func identifierPartSanitises() {
+        #expect(nftIdentifierPart("fd00::1/80") == "fd00__1/80")
+        #expect(isValidNFTIdentifier("x" + nftIdentifierPart(#"a"; flush ruleset"#)))
+    }
+}
+
+@Suite struct UnifiedDiffTests {
+    @Test func equalTextsHaveNoDiff() {
+        #expect(UnifiedDiff(old: "a\nb\n", new: "a\nb\n").isEmpty)
+        #expect(UnifiedDiff(old: "a\nb\n", new: "a\nb\n").render(oldName: "x", newName: "y") == "")
+    }
+
+    @Test func rendersHunksWithContext() {
+        let old = (1...10).map { "l\($0)" }.joined(separator: "\n")
+        var newLines = (1...10).map { "l\($0)" }
+        newLines[4] = "changed"
+        newLines.append("l11")
+        let diff = UnifiedDiff(old: old, new: newLines.joined(separator: "\n"))
+        #expect(diff.render(oldName: "kernel", newName: "desired", context: 1) == """
+            --- kernel
+            +++ desired
+            @@ -4,3 +4,3 @@
+             l4
+            -l5
+            +changed
+             l6
+            @@ -10,1 +10,2 @@
+             l10
+            +l11
+
+            """)
+    }
+
+    @Test(arguments: 0..<40)
+    func randomDiffsReconstructBothSides(seed: Int) {
+        var rng = SplitMix(seed: UInt64(seed))
+        let a = (0..<Int(rng.next() % 30)).map { _ in "x\(rng.next() % 6)" }
+        let b = (0..<Int(rng.next() % 30)).map { _ in "x\(rng.next() % 6)" }
+        let lines = UnifiedDiff(old: a, new: b).lines
+        var oldSide: [String] = [], newSide: [String] = []
+        for line in lines {
+            switch line {
+            case .same(let s): oldSide.append(s); newSide.append(s)
+            case .removed(let s): oldSide.append(s)
+            case .added(let s): newSide.append(s)
+            }
+        }
+        #expect(oldSide == a)
+        #expect(newSide == b)
+    }
+}
+
+/// A tiny deterministic generator for table-driven random tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
