@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, golden, kernel (network namespaces) and control-plane tests.
+# Needs root for the namespace tests (they are skipped with a printed reason otherwise).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh || exit 2
+# The real control plane for the agent tests; those tests skip with a printed reason without it.
+if [ -z "${SWITCHBOARD_K8S_UP:-}" ] && [ -x ../shared/k8s/up.sh ]; then
+  export SWITCHBOARD_K8S_UP="$(cd ../shared/k8s && pwd)/up.sh"
+fi
+swift build --build-tests || exit 2
+# One test at a time: end-to-end tests create namespaces and start processes, and 2 cores are few.
+swift test --skip-build --no-parallel
