@@ -1,0 +1,109 @@
+import Foundation
+
+/// A uniquely named, empty network namespace for one test: `sbt-<purpose>-<random>`, created and
+/// deleted with `/usr/sbin/ip netns`. Tests that touch a kernel work in one of these, never in the
+/// host's own namespace.
+///
+/// ```swift
+/// try await ScratchNamespace.with(purpose: "contract") { ns in
+///     let backend = try KernelNFTables(networkNamespace: ns.name)
+///     ...
+/// }  // deleted here, also when the body throws
+/// ```
+public struct ScratchNamespace: Sendable, Hashable {
+    /// The name under `/var/run/netns`.
+    public let name: String
+
+    public static let ipPath = "/usr/sbin/ip"
+
+    /// Why scratch namespaces cannot be made here (not root, no `ip`, or `SWITCHBOARD_SKIP_PRIVILEGED`
+    /// set), or nil when they can. Probed once per process; tests print it when they skip. Needs less
+    /// than `Skip.privilegedTestsAvailable` (no veth, bridge or Python): only `ip netns add`.
+    public static let unavailableReason: String? = {
+        let skip = ProcessInfo.processInfo.environment["SWITCHBOARD_SKIP_PRIVILEGED"]
+        if let value = skip, !value.isEmpty, value != "0" {
+            return "SWITCHBOARD_SKIP_PRIVILEGED=\(value)"
+        }
+        guard geteuid() == 0 else { return "not running as root (network namespaces need CAP_SYS_ADMIN)" }
+        guard FileManager.default.isExecutableFile(atPath: ipPath) else { return "\(ipPath) is missing" }
+        do {
+            let probe = try ScratchNamespace.create(purpose: "probe")
+            probe.delete()
+            return nil
+        } catch {
+            return "`ip netns add` does not work here: \(error)"
+        }
+    }()
+
+    public static var isAvailable: Bool { unavailableReason == nil }
+
+    /// Creates `sbt-<purpose>-<random>`. `purpose` is cut to keep the name short and readable.
+    public static func create(purpose: String) throws -> ScratchNamespace {
+        let cleaned = String(purpose.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(20))
+        let name = "sbt-\(cleaned)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        try run(["netns", "add", name])
+        return ScratchNamespace(name: name)
+    }
+
+    /// Deletes the namespace; best effort (a missing namespace is fine). A namespace lives on, unnamed,
+    /// while a thread or socket still holds it, and goes away with the last of them.
+    public func delete() {
+        _ = try? Self.run(["netns", "delete", name])
+    }
+
+    /// Runs `body` with a fresh namespace and deletes it afterwards, whether `body` returns or throws.
+    public static func with<T>(
+        purpose: String, _ body: (ScratchNamespace) async throws -> T
+    ) async throws -> T {
+        let ns = try create(purpose: purpose)
+        defer { ns.delete() }
+        return try await body(ns)
+    }
+
+    /// Runs a command inside the namespace (`ip netns exec <name> ...`) and returns its standard output;
+    /// for test set-up and inspection only.
+    @discardableResult
+    public func exec(_ arguments: [String]) throws -> String {
+        try Self.run(["netns", "exec", name] + arguments)
+    }
+
+    public struct CommandError: Error, CustomStringConvertible {
+        public var arguments: [String]
+        public var status: Int32
+        public var stderr: String
+        public var description: String { "ip \(arguments.joined(separator: " ")) exited \(status): \(stderr)" }
+    }
+
+    /// Runs `ip` and returns its stdout. Self-contained on purpose (Foundation's `Process` only), so this
+    /// helper does not depend on the richer topology support beside it.
+    @discardableResult
+    private static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ipPath)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        // stderr goes to a file, so that neither stream can fill a pipe and stall the child while the
+        // other one is read.
+        let errorPath = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sbt-ns-\(UUID().uuidString).err")
+        guard FileManager.default.createFile(atPath: errorPath.path, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { try? FileManager.default.removeItem(at: errorPath) }
+        let errorFile = try FileHandle(forWritingTo: errorPath)
+        defer { try? errorFile.close() }
+        process.standardError = errorFile
+        try process.run()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let stderr = (try? String(contentsOf: errorPath, encoding: .utf8)) ?? ""
+            throw CommandError(
+                arguments: arguments, status: process.terminationStatus,
+                stderr: stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
