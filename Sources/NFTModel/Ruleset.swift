@@ -49,7 +49,7 @@ public struct BaseChain: Hashable, Sendable {
 ///
 /// The compiler writes rules in exactly the kernel's listing form and the JSON parser turns the
 /// kernel's listing back into the same form, so "is this chain what we want" is a string comparison.
-public struct Rule: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+public struct Rule: Hashable, Sendable, ExpressibleByStringInterpolation, CustomStringConvertible {
     public var text: String
 
     public init(_ text: String) { self.text = text }

@@ -1,0 +1,272 @@
+import NFTModel
+
+/// The compiler's output: the desired ruleset and what was skipped or ignored, and why.
+public struct CompileResult: Hashable, Sendable {
+    public var ruleset: Ruleset
+    public var diagnostics: [Diagnostic]
+
+    public init(ruleset: Ruleset, diagnostics: [Diagnostic]) {
+        self.ruleset = ruleset
+        self.diagnostics = diagnostics
+    }
+}
+
+/// The fixed names of the ruleset's skeleton (see DESIGN.md, "Ruleset shape").
+public enum RulesetNames {
+    public static let serviceIPs = "service-ips"
+    public static let serviceNodePorts = "service-nodeports"
+    public static let noEndpointServices = "no-endpoint-services"
+    public static let noEndpointNodePorts = "no-endpoint-nodeports"
+    public static let nodePortAddresses = "nodeport-addresses"
+    public static let services = "services"
+    public static let endpointsCheck = "endpoints-check"
+    public static let markForMasquerade = "mark-for-masquerade"
+    public static let masquerading = "masquerading"
+    public static let rejectChain = "reject-chain"
+    /// The packet-mark bit that asks nat postrouting to masquerade (kube-proxy's bit).
+    public static let masqueradeMark = "0x00004000"
+    /// The fixed jhash seed: every node hashes a flow to the same Maglev slot.
+    public static let jhashSeed = "0x5b1e0c1d"
+}
+
+/// Compiles the cluster into the desired ruleset for one node: pure and deterministic.
+///
+/// All Kubernetes semantics live here. A Service that cannot be compiled is skipped with a
+/// `Diagnostic`; it never stops the others.
+public func compile(_ state: ClusterState, for node: NodeContext) -> CompileResult {
+    var compiler = Compiler(state: state, node: node)
+    return compiler.run()
+}
+
+struct Compiler {
+    let state: ClusterState
+    let node: NodeContext
+    var diagnostics: [Diagnostic] = []
+
+    init(state: ClusterState, node: NodeContext) {
+        self.state = state
+        self.node = node
+    }
+
+    mutating func run() -> CompileResult {
+        var tables: [Table] = []
+        for family in IPFamily.allCases {
+            tables.append(compileTable(family))
+        }
+        // The same diagnostic can be found once per family; report it once.
+        var seen = Set<Diagnostic>()
+        let unique = diagnostics.filter { seen.insert($0).inserted }
+        return CompileResult(ruleset: Ruleset(tables: tables), diagnostics: unique)
+    }
+
+    // MARK: - One family's table
+
+    private mutating func compileTable(_ family: IPFamily) -> Table {
+        var table = Skeleton.table(family: family, node: node, nodeAddresses: nodePortAddresses(family))
+        // Which (address, protocol, port) and (protocol, nodePort) are already taken, by which Service:
+        // a conflict is reported and the later Service (in name order) loses that entry point.
+        var takenVIPs: [String: ObjectRef] = [:]
+        var takenNodePorts: [String: ObjectRef] = [:]
+
+        for ref in state.services.keys.sorted() {
+            let service = state.services[ref]!
+            guard shouldProgram(service) else { continue }
+            let slices = state.endpointSlices(for: ref).filter { $0.addressType.ipFamily == family }
+            let clusterIP = service.clusterIPs.first { $0.family == family }
+            let externalVIPs = externalAddresses(of: service, family: family)
+
+            var seenPorts = Set<String>()
+            for (index, port) in service.ports.enumerated() {
+                let portID = "\(port.protocol.nftName)/\(port.port)"
+                guard seenPorts.insert(portID).inserted else {
+                    diagnose(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored")
+                    continue
+                }
+                let key = Naming.servicePortKey(ref, port)
+                let endpoints = eligibleEndpoints(slices, port: port)
+                let proto = port.protocol.nftName
+
+                // Entry points.
+                var vipElements: [(String, Bool)] = []  // (element key, external?)
+                if let clusterIP { vipElements.append(("\(clusterIP) . \(proto) . \(port.port)", false)) }
+                for ip in externalVIPs { vipElements.append(("\(ip) . \(proto) . \(port.port)", true)) }
+                var nodePortElement: String?
+                if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
+                    nodePortElement = "\(proto) . \(nodePort)"
+                }
+                if vipElements.isEmpty && nodePortElement == nil { continue }
+
+                if endpoints.isEmpty {
+                    for (element, _) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
+                        table.sets[RulesetNames.noEndpointServices]!.elements[element] = "goto \(RulesetNames.rejectChain)"
+                    }
+                    if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
+                        table.sets[RulesetNames.noEndpointNodePorts]!.elements[element] = "goto \(RulesetNames.rejectChain)"
+                    }
+                    continue
+                }
+
+                let serviceChain = Naming.serviceChain(key)
+                let externalChain = Naming.externalChain(key)
+                let hasExternal = vipElements.contains { $0.1 } || nodePortElement != nil
+                for (element, external) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
+                    table.sets[RulesetNames.serviceIPs]!.elements[element] =
+                        "goto \(external ? externalChain : serviceChain)"
+                }
+                if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
+                    table.sets[RulesetNames.serviceNodePorts]!.elements[element] = "goto \(externalChain)"
+                }
+
+                // The Maglev table and the endpoint chains it points at.
+                let backends = endpoints.map(\.identity)
+                let size = MaglevTable.size(forBackendCount: backends.count)
+                let maglev = MaglevTable(backends: backends, size: size)
+                let mapName = Naming.maglevMap(key, size: size)
+                var chainOf: [String: String] = [:]
+                for endpoint in endpoints {
+                    let name = Naming.endpointChain(key, endpoint: endpoint.identity)
+                    chainOf[endpoint.identity] = name
+                    table.add(Chain(name: name, rules: endpointRules(endpoint, family: family, proto: proto)))
+                }
+                var elements: [String: String] = [:]
+                elements.reserveCapacity(size)
+                for (slot, backend) in maglev.slots.enumerated() {
+                    elements[String(slot)] = "goto \(chainOf[maglev.backends[backend]]!)"
+                }
+                table.add(NFTSet(
+                    name: mapName, keyType: .hashSlot, dataType: "verdict", size: size,
+                    comment: "\(ref) \(port.name.isEmpty ? String(port.port) : port.name) Maglev M=\(size)",
+                    elements: elements))
+
+                table.add(Chain(name: serviceChain, rules: serviceRules(
+                    clusterIP: clusterIP, family: family, mapName: mapName, size: size)))
+                if hasExternal {
+                    table.add(Chain(name: externalChain, rules: [
+                        Rule("jump \(RulesetNames.markForMasquerade)"),
+                        Rule("goto \(serviceChain)"),
+                    ]))
+                }
+            }
+        }
+        return table
+    }
+
+    /// Records that `element` belongs to `ref`; false (with a diagnostic) when another Service has it.
+    private mutating func claim(
+        _ element: String, for ref: ObjectRef, in taken: inout [String: ObjectRef], _ index: Int
+    ) -> Bool {
+        if let owner = taken[element], owner != ref {
+            diagnostics.append(Diagnostic(
+                object: "Service \(ref)", field: "spec.ports[\(index)]",
+                message: "\(element) is already used by Service \(owner); ignored"))
+            return false
+        }
+        taken[element] = ref
+        return true
+    }
+
+    // MARK: - Semantics
+
+    /// ExternalName and headless Services, and those another proxy owns or that are marked headless by
+    /// label, produce nothing (kube-proxy's rules; the agent's watch excludes the labelled ones too).
+    private func shouldProgram(_ service: Service) -> Bool {
+        if service.type == .externalName || service.isHeadless { return false }
+        if service.labels["service.kubernetes.io/service-proxy-name"] != nil { return false }
+        if service.labels["service.kubernetes.io/headless"] != nil { return false }
+        return true
+    }
+
+    /// External IPs and LoadBalancer ingress IPs (ipMode VIP or unset) of one family, deduplicated.
+    private func externalAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
+        var out: [IPAddress] = service.externalIPs.filter { $0.family == family }
+        if service.type == .loadBalancer {
+            for ingress in service.loadBalancerIngress {
+                guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { continue }
+                out.append(ip)
+            }
+        }
+        var seen = Set<IPAddress>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
+    private func nodePortAddresses(_ family: IPFamily) -> [String] {
+        if !node.nodePortAddresses.isEmpty {
+            return node.nodePortAddresses.filter { $0.family == family }.map(\.description)
+        }
+        let ips = state.nodes[node.nodeName]?.internalIPs ?? []
+        return ips.filter { $0.family == family }.map(\.description)
+    }
+
+    /// One backend of a service port: address and the port resolved through its slice.
+    struct Backend: Hashable {
+        var address: IPAddress
+        var port: Int
+        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity, the same on every node.
+        var identity: String { address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)" }
+    }
+
+    /// The endpoints that receive traffic for a service port. The port is resolved per slice: the
+    /// slice port with the Service port's name and protocol carries the (possibly named, hence
+    /// per-pod) target port number. Duplicates across slices count once.
+    private func eligibleEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> [Backend] {
+        var out = Set<Backend>()
+        for slice in slices {
+            guard let slicePort = slice.ports.first(where: { $0.name == port.name && $0.protocol == port.protocol }),
+                let number = slicePort.port
+            else { continue }
+            for endpoint in slice.endpoints where endpoint.isReady {
+                for address in endpoint.addresses where address.family == slice.addressType.ipFamily {
+                    out.insert(Backend(address: address, port: number))
+                }
+            }
+        }
+        return out.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+    }
+
+    // MARK: - Rules
+
+    private func serviceRules(clusterIP: IPAddress?, family: IPFamily, mapName: String, size: Int) -> [Rule] {
+        let p = family.nftPayload
+        var rules: [Rule] = []
+        if node.masqueradeAll {
+            rules.append(Rule("jump \(RulesetNames.markForMasquerade)"))
+        } else if let clusterIP {
+            let cidrs = node.clusterCIDRs.filter { $0.family == family }.map(\.description)
+            if cidrs.count == 1 {
+                rules.append(Rule("\(p) daddr \(clusterIP) \(p) saddr != \(cidrs[0]) jump \(RulesetNames.markForMasquerade)"))
+            } else if cidrs.count > 1 {
+                rules.append(Rule(
+                    "\(p) daddr \(clusterIP) \(p) saddr != { \(cidrs.joined(separator: ", ")) } jump \(RulesetNames.markForMasquerade)"))
+            }
+        }
+        rules.append(Rule("jhash \(p) saddr . th sport mod \(size) seed \(RulesetNames.jhashSeed) vmap @\(mapName)"))
+        return rules
+    }
+
+    private func endpointRules(_ backend: Backend, family: IPFamily, proto: String) -> [Rule] {
+        let p = family.nftPayload
+        let target = family == .v4 ? "\(backend.address):\(backend.port)" : "[\(backend.address)]:\(backend.port)"
+        return [
+            // Hairpin: a pod reaching itself through its Service must be masqueraded, or the reply
+            // would go straight back to it from its own address and be dropped.
+            Rule("\(p) saddr \(backend.address) jump \(RulesetNames.markForMasquerade)"),
+            Rule("meta l4proto \(proto) dnat to \(target)"),
+        ]
+    }
+
+    private mutating func diagnose(_ service: Service, _ field: String, _ message: String) {
+        diagnostics.append(Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning))
+    }
+}
+
+extension EndpointAddressType {
+    /// nil for FQDN slices, which kube-proxy ignores.
+    var ipFamily: IPFamily? {
+        switch self {
+        case .ipv4: return .v4
+        case .ipv6: return .v6
+        case .fqdn: return nil
+        }
+    }
+}

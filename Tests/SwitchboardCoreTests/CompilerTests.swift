@@ -1,0 +1,267 @@
+import Foundation
+import NFTModel
+import Testing
+
+@testable import SwitchboardCore
+
+private let v4 = TableID(.ip, "switchboard")
+private let v6 = TableID(.ip6, "switchboard")
+
+private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
+private func cidr(_ s: String) -> CIDR { CIDR(s)! }
+
+private func service(
+    _ name: String, ns: String = "default", type: ServiceType = .clusterIP, ips: [String] = ["10.96.0.10"],
+    ports: [ServicePort] = [ServicePort(name: "http", port: 80)], externalIPs: [String] = [],
+    ingress: [LoadBalancerIngress] = [], labels: [String: String] = [:], headless: Bool = false
+) -> KubeObject {
+    .service(Service(
+        ref: ObjectRef(namespace: ns, name: name), type: type, clusterIPs: ips.map(ip), isHeadless: headless,
+        ports: ports, externalIPs: externalIPs.map(ip), loadBalancerIngress: ingress, labels: labels))
+}
+
+private func slice(
+    _ name: String, service: String, ns: String = "default", family: EndpointAddressType = .ipv4,
+    ports: [EndpointPort] = [EndpointPort(name: "http", port: 8080)], endpoints: [Endpoint]
+) -> KubeObject {
+    .endpointSlice(EndpointSlice(
+        ref: ObjectRef(namespace: ns, name: name), serviceName: service, addressType: family, ports: ports,
+        endpoints: endpoints))
+}
+
+private func ep(_ addr: String, ready: Bool? = true) -> Endpoint { Endpoint(addresses: [ip(addr)], ready: ready) }
+
+private let node = KubeObject.node(Node(name: "n1", addresses: [
+    NodeAddress(type: "InternalIP", address: "10.200.0.1"), NodeAddress(type: "InternalIP", address: "fd00:200::1"),
+    NodeAddress(type: "Hostname", address: "n1"),
+]))
+
+private let context = NodeContext(nodeName: "n1", clusterCIDRs: [cidr("10.244.0.0/16"), cidr("fd00:10:244::/56")])
+
+private func compiled(_ objects: [KubeObject], _ ctx: NodeContext = context) -> CompileResult {
+    compile(ClusterState(objects), for: ctx)
+}
+
+/// The chain an element of a dispatch map jumps to.
+private func target(_ r: Ruleset, _ table: TableID = v4, map: String, key: String) -> String? {
+    r[table]?.sets[map]?.elements[key].map { String($0.dropFirst("goto ".count)) }
+}
+
+/// The backends a service chain's Maglev map distributes to, as DNAT targets, with slot counts.
+private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [String: Int] {
+    let t = r[table]!
+    let rule = t.chains[chain]!.rules.last!.text
+    let map = String(rule.split(separator: "@").last!)
+    var out: [String: Int] = [:]
+    for (_, verdict) in t.sets[map]!.elements {
+        let ep = t.chains[String(verdict.dropFirst("goto ".count))]!
+        let dnat = ep.rules.last!.text.components(separatedBy: " to ").last!
+        out[dnat, default: 0] += 1
+    }
+    return out
+}
+
+@Suite struct CompilerTests {
+    @Test func clusterIPWithTwoEndpoints() {
+        let r = compiled([node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2"), ep("10.244.1.3")])]).ruleset
+        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        #expect(svc.hasPrefix("svc-") && svc.hasSuffix("-default/web/tcp/http"))
+        let rules = r[v4]!.chains[svc]!.rules.map(\.text)
+        #expect(rules.first == "ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade")
+        #expect(rules.last!.hasPrefix("jhash ip saddr . th sport mod \(MaglevTable.size(forBackendCount: 2)) seed 0x5b1e0c1d vmap @mg-"))
+        let b = backends(r, chain: svc)
+        #expect(Set(b.keys) == ["10.244.1.2:8080", "10.244.1.3:8080"])
+        #expect(b.values.reduce(0, +) == MaglevTable.size(forBackendCount: 2))
+        #expect(r[v4]!.sets["no-endpoint-services"]!.elements.isEmpty)
+        // The IPv4-only Service leaves the IPv6 table with its skeleton only.
+        #expect(r[v6]!.sets["service-ips"]!.elements.isEmpty)
+    }
+
+    @Test func endpointChainMarksHairpinAndDNATs() {
+        let r = compiled([node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2")])]).ruleset
+        let chain = r[v4]!.chains.values.first { $0.name.hasPrefix("ep-") }!
+        #expect(chain.rules.map(\.text) == [
+            "ip saddr 10.244.1.2 jump mark-for-masquerade", "meta l4proto tcp dnat to 10.244.1.2:8080",
+        ])
+    }
+
+    @Test func namedTargetPortResolvesPerSlice() {
+        let r = compiled([
+            node, service("web", ports: [ServicePort(name: "http", port: 80, targetPort: .name("web"))]),
+            slice("web-a", service: "web", ports: [EndpointPort(name: "http", port: 8080)], endpoints: [ep("10.244.1.2")]),
+            slice("web-b", service: "web", ports: [EndpointPort(name: "http", port: 9090)], endpoints: [ep("10.244.1.3")]),
+        ]).ruleset
+        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        #expect(Set(backends(r, chain: svc).keys) == ["10.244.1.2:8080", "10.244.1.3:9090"])
+    }
+
+    @Test func multiPortServiceMatchesSlicePortsByName() {
+        let r = compiled([
+            node,
+            service("multi", ports: [ServicePort(name: "http", port: 80), ServicePort(name: "dns", protocol: .udp, port: 53)]),
+            slice("multi-1", service: "multi", ports: [EndpointPort(name: "http", port: 8080),
+                                                       EndpointPort(name: "dns", protocol: .udp, port: 5353)],
+                  endpoints: [ep("10.244.1.2")]),
+        ]).ruleset
+        let http = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        let dns = target(r, map: "service-ips", key: "10.96.0.10 . udp . 53")!
+        #expect(Set(backends(r, chain: http).keys) == ["10.244.1.2:8080"])
+        #expect(Set(backends(r, chain: dns).keys) == ["10.244.1.2:5353"])
+        #expect(r[v4]!.chains.values.contains { $0.rules.contains(Rule("meta l4proto udp dnat to 10.244.1.2:5353")) })
+    }
+
+    @Test func noEndpointsRejects() {
+        let r = compiled([node, service("empty"), slice("e-1", service: "empty", endpoints: [ep("10.244.1.9", ready: false)])]).ruleset
+        #expect(r[v4]!.sets["service-ips"]!.elements.isEmpty)
+        #expect(r[v4]!.sets["no-endpoint-services"]!.elements == ["10.96.0.10 . tcp . 80": "goto reject-chain"])
+        #expect(r[v4]!.chains["reject-chain"]!.rules == ["reject"])
+    }
+
+    @Test(arguments: [(Bool?.none, true), (true, true), (false, false)])
+    func readiness(ready: Bool?, eligible: Bool) {
+        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2", ready: ready)])]).ruleset
+        #expect((target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80") != nil) == eligible)
+    }
+
+    @Test func nodePortOnInternalIPs() {
+        let r = compiled([
+            node, service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)]),
+            slice("np-1", service: "np", endpoints: [ep("10.244.1.2")]),
+        ]).ruleset
+        let ext = target(r, map: "service-nodeports", key: "tcp . 30080")!
+        #expect(ext.hasPrefix("ext-"))
+        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        #expect(r[v4]!.chains[ext]!.rules == ["jump mark-for-masquerade", Rule("goto \(svc)")])
+        #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.1": ""])
+        #expect(r[v6]!.sets["nodeport-addresses"]!.elements == ["fd00:200::1": ""])
+    }
+
+    @Test func nodePortAddressesFlag() {
+        var ctx = context
+        ctx.nodePortAddresses = [cidr("10.200.0.0/24"), cidr("192.168.7.7/32")]
+        let r = compiled([node], ctx).ruleset
+        #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.0/24": "", "192.168.7.7": ""])
+        #expect(r[v6]!.sets["nodeport-addresses"]!.elements.isEmpty)
+    }
+
+    @Test func loadBalancerAndExternalIPs() {
+        let r = compiled([
+            node,
+            service("lb", type: .loadBalancer, ports: [ServicePort(name: "http", port: 80, nodePort: 31000)],
+                    externalIPs: ["192.0.2.10"],
+                    ingress: [LoadBalancerIngress(ip: ip("203.0.113.5")),
+                              LoadBalancerIngress(ip: ip("203.0.113.6"), ipMode: .vip),
+                              LoadBalancerIngress(ip: ip("203.0.113.7"), ipMode: .proxy),
+                              LoadBalancerIngress(hostname: "lb.example.com")]),
+            slice("lb-1", service: "lb", endpoints: [ep("10.244.1.2")]),
+        ]).ruleset
+        let elements = r[v4]!.sets["service-ips"]!.elements
+        #expect(Set(elements.keys) == ["10.96.0.10 . tcp . 80", "192.0.2.10 . tcp . 80", "203.0.113.5 . tcp . 80",
+                                      "203.0.113.6 . tcp . 80"])
+        #expect(elements["192.0.2.10 . tcp . 80"]!.hasPrefix("goto ext-"))
+        #expect(elements["203.0.113.5 . tcp . 80"]!.hasPrefix("goto ext-"))
+        #expect(elements["10.96.0.10 . tcp . 80"]!.hasPrefix("goto svc-"))
+        #expect(r[v4]!.sets["service-nodeports"]!.elements.keys.sorted() == ["tcp . 31000"])
+    }
+
+    @Test func ipv6AndDualStack() {
+        let r = compiled([
+            node, service("dual", ips: ["10.96.0.10", "fd00:10:96::a"]),
+            slice("dual-4", service: "dual", endpoints: [ep("10.244.1.2")]),
+            slice("dual-6", service: "dual", family: .ipv6, endpoints: [ep("fd00:10:244:1::2")]),
+        ]).ruleset
+        let svc6 = target(r, v6, map: "service-ips", key: "fd00:10:96::a . tcp . 80")!
+        #expect(Set(backends(r, v6, chain: svc6).keys) == ["[fd00:10:244:1::2]:8080"])
+        #expect(r[v6]!.chains[svc6]!.rules.first == "ip6 daddr fd00:10:96::a ip6 saddr != fd00:10:244::/56 jump mark-for-masquerade")
+        #expect(r[v6]!.chains[svc6]!.rules.last!.text.hasPrefix("jhash ip6 saddr . th sport mod "))
+        #expect(target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80") != nil)
+    }
+
+    @Test(arguments: [
+        ("externalname", ServiceType.externalName, false, [String: String]()),
+        ("headless", .clusterIP, true, [:]),
+        ("other-proxy", .clusterIP, false, ["service.kubernetes.io/service-proxy-name": "foo"]),
+        ("headless-label", .clusterIP, false, ["service.kubernetes.io/headless": ""]),
+    ])
+    func servicesThatProduceNothing(name: String, type: ServiceType, headless: Bool, labels: [String: String]) {
+        let r = compiled([node, service(name, type: type, labels: labels, headless: headless),
+                          slice("\(name)-1", service: name, endpoints: [ep("10.244.1.2")])]).ruleset
+        #expect(r == compiled([node]).ruleset)
+    }
+
+    @Test func masqueradeAll() {
+        var ctx = context
+        ctx.masqueradeAll = true
+        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
+        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        #expect(r[v4]!.chains[svc]!.rules.first == "jump mark-for-masquerade")
+    }
+
+    @Test func withoutClusterCIDRNoClusterIPMasquerade() {
+        let ctx = NodeContext(nodeName: "n1")
+        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
+        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
+        #expect(r[v4]!.chains[svc]!.rules.count == 1)
+    }
+
+    @Test func conflictingNodePortIsReportedAndFirstServiceKeepsIt() {
+        let result = compiled([
+            node,
+            service("a", type: .nodePort, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
+            service("b", type: .nodePort, ips: ["10.96.0.2"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
+        ])
+        #expect(result.ruleset[v4]!.sets["no-endpoint-nodeports"]!.elements.count == 1)
+        #expect(result.diagnostics.contains { $0.object == "Service default/b" && $0.message.contains("default/a") })
+    }
+
+    @Test func deterministicWhateverTheInputOrder() {
+        let objects = [
+            node, service("a", ips: ["10.96.0.1"]), service("b", ips: ["10.96.0.2"]),
+            slice("a-1", service: "a", endpoints: [ep("10.244.1.2"), ep("10.244.1.3"), ep("10.244.1.4")]),
+            slice("a-2", service: "a", endpoints: [ep("10.244.2.2")]),
+            slice("b-1", service: "b", endpoints: [ep("10.244.1.9")]),
+        ]
+        let first = compiled(objects).ruleset
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<5 {
+            let again = compiled(objects.shuffled(using: &rng)).ruleset
+            #expect(again == first)
+            #expect(again.script == first.script)
+        }
+    }
+
+    @Test func removingAPortRemovesOnlyItsRules() {
+        let ports = [ServicePort(name: "a", port: 80), ServicePort(name: "b", port: 81)]
+        let eps = slice("m-1", service: "m", ports: [EndpointPort(name: "a", port: 8080), EndpointPort(name: "b", port: 8081)],
+                        endpoints: [ep("10.244.1.2")])
+        let before = compiled([node, service("m", ports: ports), eps]).ruleset
+        let after = compiled([node, service("m", ports: [ports[0]]), eps]).ruleset
+        #expect(before[v4]!.sets["service-ips"]!.elements.count == 2)
+        #expect(after[v4]!.sets["service-ips"]!.elements.keys.sorted() == ["10.96.0.10 . tcp . 80"])
+        let tx = after.transaction(from: before)
+        #expect(tx.commands.allSatisfy {
+            if case .addRule = $0 { return false } else { return true }
+        })
+    }
+
+    /// Names from the API reach nft text only through the escaping functions.
+    @Test func hostileNamesRenderHarmlessly() {
+        let bad = #"x"; flush ruleset; ""#
+        let r = compiled([node, service(bad, ns: "ns;drop"), slice("s", service: bad, ns: "ns;drop", endpoints: [ep("10.244.1.2")])]).ruleset
+        for table in r.tables.values {
+            for name in table.chains.keys { #expect(isValidNFTIdentifier(name), "\(name)") }
+            for name in table.sets.keys { #expect(isValidNFTIdentifier(name), "\(name)") }
+        }
+        #expect(!r.script.contains("; flush ruleset; \""))
+        #expect(!r.script.contains(#"x""#))
+    }
+
+    @Test(arguments: [L4Protocol.tcp, .udp, .sctp])
+    func protocols(proto: L4Protocol) {
+        let r = compiled([node, service("p", ports: [ServicePort(name: "x", protocol: proto, port: 99)]),
+                          slice("p-1", service: "p", ports: [EndpointPort(name: "x", protocol: proto, port: 9999)],
+                                endpoints: [ep("10.244.1.2")])]).ruleset
+        #expect(target(r, map: "service-ips", key: "10.96.0.10 . \(proto.nftName) . 99") != nil)
+        #expect(r[v4]!.chains.values.contains { $0.rules.contains(Rule("meta l4proto \(proto.nftName) dnat to 10.244.1.2:9999")) })
+    }
+}
