@@ -37,7 +37,7 @@ let package = Package(
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],
     swiftLanguageModes: [.v6]
 )
