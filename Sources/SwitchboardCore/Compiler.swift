@@ -18,6 +18,7 @@ public enum RulesetNames {
     public static let noEndpointServices = "no-endpoint-services"
     public static let noEndpointNodePorts = "no-endpoint-nodeports"
     public static let nodePortAddresses = "nodeport-addresses"
+    public static let clusterIPs = "cluster-ips"
     public static let services = "services"
     public static let endpointsCheck = "endpoints-check"
     public static let markForMasquerade = "mark-for-masquerade"
@@ -74,6 +75,7 @@ struct Compiler {
             let slices = state.endpointSlices(for: ref).filter { $0.addressType.ipFamily == family }
             let clusterIP = service.clusterIPs.first { $0.family == family }
             let externalVIPs = externalAddresses(of: service, family: family)
+            if let clusterIP, !service.ports.isEmpty { table.sets[RulesetNames.clusterIPs]!.elements[clusterIP.description] = "" }
 
             var seenPorts = Set<String>()
             for (index, port) in service.ports.enumerated() {

@@ -22,6 +22,9 @@ enum Skeleton {
             name: n.noEndpointNodePorts, keyType: .types(["inet_proto", "inet_service"]), dataType: "verdict",
             comment: "node ports without endpoints: rejected"))
         table.add(NFTSet(
+            name: n.clusterIPs, keyType: .types([addr]),
+            comment: "cluster IPs: traffic to a port that is not a service port is rejected"))
+        table.add(NFTSet(
             name: n.nodePortAddresses, keyType: .types([addr]), flags: ["interval"],
             comment: "local addresses that NodePorts answer on",
             elements: Dictionary(uniqueKeysWithValues: nodeAddresses.map { ($0, "") })))
@@ -49,6 +52,9 @@ enum Skeleton {
         table.add(Chain(name: n.endpointsCheck, rules: [
             Rule("\(p) daddr . meta l4proto . th dport vmap @\(n.noEndpointServices)"),
             Rule("fib daddr type local \(p) daddr @\(n.nodePortAddresses) meta l4proto . th dport vmap @\(n.noEndpointNodePorts)"),
+            // Service ports were DNATed before this hook; what still goes to a cluster IP is for a
+            // port the Service does not have.
+            Rule("\(p) daddr @\(n.clusterIPs) reject"),
         ]))
         table.add(Chain(name: n.markForMasquerade, rules: [
             Rule("meta mark set meta mark | \(n.masqueradeMark)"),

@@ -73,6 +73,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         #expect(Set(b.keys) == ["10.244.1.2:8080", "10.244.1.3:8080"])
         #expect(b.values.reduce(0, +) == MaglevTable.size(forBackendCount: 2))
         #expect(r[v4]!.sets["no-endpoint-services"]!.elements.isEmpty)
+        #expect(r[v4]!.sets["cluster-ips"]!.elements == ["10.96.0.10": ""])
+        #expect(r[v4]!.chains["endpoints-check"]!.rules.last == "ip daddr @cluster-ips reject")
         // The IPv4-only Service leaves the IPv6 table with its skeleton only.
         #expect(r[v6]!.sets["service-ips"]!.elements.isEmpty)
     }
