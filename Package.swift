@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System-library shim; only Netfilter imports it.
@@ -22,6 +23,15 @@ let package = Package(
         .target(name: "NFTModel"),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
         .target(name: "SwitchboardCore", dependencies: ["NFTModel", .product(name: "Yams", package: "Yams")]),
+        // The Kubernetes API: kubeconfig / in-cluster auth, list + watch.
+        .target(
+            name: "KubeAPI",
+            dependencies: [
+                "SwitchboardCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         // The kernel: libnftables in-process.
         .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables"]),
         // Shipped test support: network-namespace topologies with real traffic.
@@ -36,6 +46,7 @@ let package = Package(
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],
