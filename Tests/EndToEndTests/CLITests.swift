@@ -1,0 +1,129 @@
+import Foundation
+import NFTModel
+import SwitchboardTesting
+import Testing
+
+/// The CLI's contract: commands, flags, exit codes (0 ok / 1 diff differs / 2 error), idempotent apply.
+@Suite(
+    "CLI: render, diff, apply",
+    .serialized,
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+)
+struct CLITests {
+    static let flags = ["--hostname-override", "demo-node", "--cluster-cidr", "10.244.0.0/16"]
+
+    static var examples: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples").path
+    }
+
+    private func sb(_ args: [String], in ns: ScratchNamespace? = nil, input: String? = nil) async throws -> ShellResult {
+        try await Shell.run([SwitchboardBinary.path!] + args, in: ns?.name, input: input, timeout: .seconds(60))
+    }
+
+    private func withNamespace<T>(_ body: (ScratchNamespace) async throws -> T) async throws -> T {
+        let ns = try ScratchNamespace.create(purpose: "cli")
+        defer { ns.delete() }
+        return try await body(ns)
+    }
+
+    @Test("apply twice: the second run changes nothing; diff then reports equal (exit 0)")
+    func applyIsIdempotent() async throws {
+        try await withNamespace { ns in
+            let first = try await sb(["apply", "-f", Self.examples] + Self.flags, in: ns)
+            #expect(first.status.code == 0, "\(first.stderr)")
+            #expect(first.stdout.hasPrefix("applied "))
+            let second = try await sb(["apply", "-f", Self.examples] + Self.flags, in: ns)
+            #expect(second.status.code == 0)
+            #expect(second.stdout == "no changes\n")
+            let diff = try await sb(["diff", "-f", Self.examples] + Self.flags, in: ns)
+            #expect(diff.status.code == 0)
+            #expect(diff.stdout.isEmpty)
+        }
+    }
+
+    @Test("diff against the kernel: exit 1 and a unified diff; --transaction prints the exact commands")
+    func diffShowsChanges() async throws {
+        try await withNamespace { ns in
+            let empty = try await sb(["diff", "-f", Self.examples] + Self.flags, in: ns)
+            #expect(empty.status.code == 1)
+            #expect(empty.stdout.hasPrefix("--- kernel\n+++ desired\n"))
+            #expect(empty.stdout.contains("+\t\telements = { 10.96.0.10 . tcp . 80 : goto svc-"))
+            try await sb(["apply", "-f", Self.examples] + Self.flags, in: ns).checked()
+            // One backend fewer: only Maglev slots and one endpoint chain change.
+            let text = try String(contentsOfFile: Self.examples + "/demo.yaml", encoding: .utf8)
+                .replacingOccurrences(of: "- addresses: [10.244.0.3]\n  conditions: {ready: true}\n  nodeName: demo-node\n", with: "")
+            #expect(!text.contains("10.244.0.3"))
+            let diff = try await sb(["diff", "-f", "-"] + Self.flags, in: ns, input: text)
+            #expect(diff.status.code == 1)
+            #expect(diff.stdout.contains("-\tchain ep-"))
+            let tx = try await sb(["diff", "--transaction", "-f", "-"] + Self.flags, in: ns, input: text)
+            #expect(tx.status.code == 1)
+            let lines = tx.stdout.split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("delete chain ip switchboard ep-") && $0.hasSuffix("10.244.0.3_8080") })
+            #expect(!lines.contains { $0.hasPrefix("add chain") })
+            #expect(!lines.contains { $0.contains("service-ips") }, "the VIP stays where it is")
+            // The printed transaction is exactly what apply runs: after applying it, diff is clean.
+            try await sb(["apply", "-f", "-"] + Self.flags, in: ns, input: text).checked()
+            #expect(try await sb(["diff", "-f", "-"] + Self.flags, in: ns, input: text).status.code == 0)
+        }
+    }
+
+    @Test("diff --against a saved nft -j listing, without touching any kernel")
+    func diffAgainstSavedRuleset() async throws {
+        let saved = try await withNamespace { ns in
+            try await sb(["apply", "-f", Self.examples] + Self.flags, in: ns).checked()
+            return try await Shell.run(["nft", "-j", "list", "ruleset"], in: ns.name).checked().stdout
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-saved-\(UUID().uuidString).json")
+        try saved.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let same = try await sb(["diff", "-f", Self.examples, "--against", file.path] + Self.flags)
+        #expect(same.status.code == 0, "\(same.stdout)\(same.stderr)")
+        let other = try await sb(["diff", "-f", Self.examples, "--against", file.path, "--masquerade-all",
+                                  "--hostname-override", "demo-node"])
+        #expect(other.status.code == 1)
+        #expect(other.stdout.contains("+\t\tjump mark-for-masquerade"))
+    }
+
+    @Test("render is deterministic and is what nft accepts")
+    func renderIsDeterministic() async throws {
+        let a = try await sb(["render", "-f", Self.examples] + Self.flags)
+        let b = try await sb(["render", "-f", Self.examples] + Self.flags)
+        #expect(a.status.code == 0 && a.stdout == b.stdout)
+        try await withNamespace { ns in
+            let loaded = try await Shell.run(["nft", "-f", "-"], in: ns.name, input: a.stdout)
+            #expect(loaded.succeeded, "\(loaded.stderr)")
+            // Loaded by nft or applied by switchboard: the same kernel state.
+            #expect(try await sb(["diff", "-f", Self.examples] + Self.flags, in: ns).status.code == 0)
+        }
+    }
+
+    @Test("bad flags and bad files: one line on stderr, exit 2", arguments: [
+        ["render"],
+        ["render", "-f", "/nonexistent/file.yaml"],
+        ["render", "-f", "EXAMPLES", "--cluster-cidr", "10.0.0.0/33"],
+        ["render", "-f", "EXAMPLES", "--nodeport-addresses", "nonsense"],
+        ["render", "-f", "EXAMPLES", "--no-such-flag"],
+        ["diff", "-f", "EXAMPLES", "--against", "/nonexistent.json"],
+        ["render", "-f", "BADYAML"],
+        ["no-such-command"],
+    ])
+    func badInput(args: [String]) async throws {
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-bad-\(UUID().uuidString).yaml")
+        try "kind: Service\nmetadata: [unclosed\n".write(to: bad, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let resolved = args.map { $0 == "EXAMPLES" ? Self.examples : $0 == "BADYAML" ? bad.path : $0 }
+        let result = try await sb(resolved)
+        #expect(result.status.code == 2, "\(resolved): \(result.stdout) \(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("switchboard: "))
+    }
+
+    @Test func versionAndHelp() async throws {
+        let version = try await sb(["version"])
+        #expect(version.status.code == 0 && version.stdout.hasPrefix("switchboard "))
+        let help = try await sb(["diff", "--help"])
+        #expect(help.status.code == 0 && help.stdout.contains("--against"))
+    }
+}
