@@ -73,9 +73,18 @@ struct Compiler {
             let service = state.services[ref]!
             guard shouldProgram(service) else { continue }
             let slices = state.endpointSlices(for: ref).filter { $0.addressType.ipFamily == family }
-            let clusterIP = service.clusterIPs.first { $0.family == family }
+            // A Service is served by the family of each of its cluster IPs, like kube-proxy's
+            // per-family proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even
+            // for its NodePort or an IPv6 external IP. Without any cluster IP (not yet allocated)
+            // kube-proxy skips the Service, and so do we.
+            guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
+                if service.clusterIPs.isEmpty && family == .v4 {
+                    diagnose(service, "spec.clusterIPs", "no cluster IP; the Service is skipped")
+                }
+                continue
+            }
             let externalVIPs = externalAddresses(of: service, family: family)
-            if let clusterIP, !service.ports.isEmpty { table.sets[RulesetNames.clusterIPs]!.elements[clusterIP.description] = "" }
+            if !service.ports.isEmpty { table.sets[RulesetNames.clusterIPs]!.elements[clusterIP.description] = "" }
 
             var seenPorts = Set<String>()
             for (index, port) in service.ports.enumerated() {
@@ -89,15 +98,12 @@ struct Compiler {
                 let proto = port.protocol.nftName
 
                 // Entry points.
-                var vipElements: [(String, Bool)] = []  // (element key, external?)
-                if let clusterIP { vipElements.append(("\(clusterIP) . \(proto) . \(port.port)", false)) }
+                var vipElements: [(String, Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]  // (key, external?)
                 for ip in externalVIPs { vipElements.append(("\(ip) . \(proto) . \(port.port)", true)) }
                 var nodePortElement: String?
                 if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
                     nodePortElement = "\(proto) . \(nodePort)"
                 }
-                if vipElements.isEmpty && nodePortElement == nil { continue }
-
                 if endpoints.isEmpty {
                     for (element, _) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
                         table.sets[RulesetNames.noEndpointServices]!.elements[element] = "goto \(RulesetNames.rejectChain)"
@@ -228,12 +234,12 @@ struct Compiler {
 
     // MARK: - Rules
 
-    private func serviceRules(clusterIP: IPAddress?, family: IPFamily, mapName: String, size: Int) -> [Rule] {
+    private func serviceRules(clusterIP: IPAddress, family: IPFamily, mapName: String, size: Int) -> [Rule] {
         let p = family.nftPayload
         var rules: [Rule] = []
         if node.masqueradeAll {
             rules.append(Rule("jump \(RulesetNames.markForMasquerade)"))
-        } else if let clusterIP {
+        } else {
             let cidrs = node.clusterCIDRs.filter { $0.family == family }.map(\.description)
             if cidrs.count == 1 {
                 rules.append(Rule("\(p) daddr \(clusterIP) \(p) saddr != \(cidrs[0]) jump \(RulesetNames.markForMasquerade)"))

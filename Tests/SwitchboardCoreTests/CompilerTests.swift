@@ -266,4 +266,19 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         #expect(target(r, map: "service-ips", key: "10.96.0.10 . \(proto.nftName) . 99") != nil)
         #expect(r[v4]!.chains.values.contains { $0.rules.contains(Rule("meta l4proto \(proto.nftName) dnat to 10.244.1.2:9999")) })
     }
+
+    @Test func singleStackServiceHasNoRulesInTheOtherFamily() {
+        let r = compiled([
+            node, service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)],
+                          externalIPs: ["2001:db8::5"]),
+        ]).ruleset
+        #expect(r[v6]!.elementCount == r[v6]!.sets["nodeport-addresses"]!.elements.count)
+        #expect(r[v4]!.sets["no-endpoint-nodeports"]!.elements.keys.sorted() == ["tcp . 30080"])
+    }
+
+    @Test func serviceWithoutClusterIPIsSkipped() {
+        let result = compiled([node, service("pending", ips: [])])
+        #expect(result.ruleset == compiled([node]).ruleset)
+        #expect(result.diagnostics.contains { $0.object == "Service default/pending" && $0.field == "spec.clusterIPs" })
+    }
 }
