@@ -41,7 +41,10 @@ for ns in "$b1" "$b2"; do
   i=$((i + 1))
 done
 # a default route, so that traffic to service IPs reaches the forward path like on a real node
-ip -n "$node" link add ext0 type dummy; ip -n "$node" link set ext0 up; ip -n "$node" route add default dev ext0
+# (a veth whose peer discards what it receives: not every kernel has the dummy link type)
+ip -n "$node" link add ext0 type veth peer name ext0p
+ip -n "$node" link set ext0 arp off up; ip -n "$node" link set ext0p up
+ip -n "$node" route add default dev ext0
 sleep 0.5
 
 echo "== switchboard apply (inside the node's namespace)"
