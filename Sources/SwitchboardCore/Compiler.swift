@@ -19,6 +19,7 @@ public enum RulesetNames {
     public static let noEndpointNodePorts = "no-endpoint-nodeports"
     public static let nodePortAddresses = "nodeport-addresses"
     public static let clusterIPs = "cluster-ips"
+    public static let clusterCIDRs = "cluster-cidrs"
     public static let services = "services"
     public static let endpointsCheck = "endpoints-check"
     public static let markForMasquerade = "mark-for-masquerade"
@@ -200,7 +201,7 @@ struct Compiler {
     /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
     private func nodePortAddresses(_ family: IPFamily) -> [String] {
         if !node.nodePortAddresses.isEmpty {
-            return node.nodePortAddresses.filter { $0.family == family }.map(\.description)
+            return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
         }
         let ips = state.nodes[node.nodeName]?.internalIPs ?? []
         return ips.filter { $0.family == family }.map(\.description)
@@ -239,14 +240,11 @@ struct Compiler {
         var rules: [Rule] = []
         if node.masqueradeAll {
             rules.append(Rule("jump \(RulesetNames.markForMasquerade)"))
-        } else {
-            let cidrs = node.clusterCIDRs.filter { $0.family == family }.map(\.description)
-            if cidrs.count == 1 {
-                rules.append(Rule("\(p) daddr \(clusterIP) \(p) saddr != \(cidrs[0]) jump \(RulesetNames.markForMasquerade)"))
-            } else if cidrs.count > 1 {
-                rules.append(Rule(
-                    "\(p) daddr \(clusterIP) \(p) saddr != { \(cidrs.joined(separator: ", ")) } jump \(RulesetNames.markForMasquerade)"))
-            }
+        } else if node.clusterCIDRs.contains(where: { $0.family == family }) {
+            // A named set, not an anonymous one: nft merges adjacent prefixes of an anonymous set
+            // (10.244.0.0/16 and 10.245.0.0/16 list back as 10.244.0.0/15), which would make the
+            // kernel's rule differ from ours on every comparison.
+            rules.append(Rule("\(p) daddr \(clusterIP) \(p) saddr != @\(RulesetNames.clusterCIDRs) jump \(RulesetNames.markForMasquerade)"))
         }
         rules.append(Rule("jhash \(p) saddr . th sport mod \(size) seed \(RulesetNames.jhashSeed) vmap @\(mapName)"))
         return rules

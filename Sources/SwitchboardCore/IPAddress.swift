@@ -117,3 +117,16 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         prefixLength == address.bytes.count * 8 ? address.description : "\(address)/\(prefixLength)"
     }
 }
+
+extension CIDR {
+    /// The prefixes that are not inside another one of the list, deduplicated and sorted: what a
+    /// named interval set can hold (the kernel refuses overlapping intervals).
+    public static func outermost(_ cidrs: [CIDR]) -> [CIDR] {
+        let unique = Set(cidrs)
+        return unique.filter { inner in
+            !unique.contains { outer in
+                outer != inner && outer.prefixLength <= inner.prefixLength && outer.contains(inner.address)
+            }
+        }.sorted { ($0.address, $0.prefixLength) < ($1.address, $1.prefixLength) }
+    }
+}

@@ -25,6 +25,11 @@ enum Skeleton {
             name: n.clusterIPs, keyType: .types([addr]),
             comment: "cluster IPs: traffic to a port that is not a service port is rejected"))
         table.add(NFTSet(
+            name: n.clusterCIDRs, keyType: .types([addr]), flags: ["interval"],
+            comment: "--cluster-cidr: traffic to a cluster IP from outside these is masqueraded",
+            elements: Dictionary(uniqueKeysWithValues: CIDR.outermost(node.clusterCIDRs.filter { $0.family == family })
+                .map { ($0.description, "") })))
+        table.add(NFTSet(
             name: n.nodePortAddresses, keyType: .types([addr]), flags: ["interval"],
             comment: "local addresses that NodePorts answer on",
             elements: Dictionary(uniqueKeysWithValues: nodeAddresses.map { ($0, "") })))
