@@ -15,6 +15,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // System-library shim; only Netfilter imports it.
@@ -32,6 +37,20 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The node agent: controller loop, health / metrics servers.
+        .target(
+            name: "SwitchboardAgent",
+            dependencies: [
+                "SwitchboardCore", "NFTModel", "Netfilter", "KubeAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // The kernel: libnftables in-process.
         .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables"]),
         // Shipped test support: network-namespace topologies with real traffic.
@@ -46,6 +65,7 @@ let package = Package(
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
