@@ -71,6 +71,12 @@ public final class LibNFTables: Sendable {
         try await worker.performAsync { ctx in Self.execute(ctx, command, flags: Self.jsonFlags) }
     }
 
+    /// Runs a listing command with text output that carries each rule's handle (`# handle N`), as
+    /// `nft -a` does: what deleting a single rule needs.
+    public func listWithHandles(_ command: String) async throws(NetfilterError) -> String {
+        try await worker.performAsync { ctx in Self.execute(ctx, command, flags: Self.handleFlags) }
+    }
+
     // MARK: - The C calls
 
     /// libnftables keeps some state in globals shared by all contexts (the interface cache that every
@@ -79,6 +85,7 @@ public final class LibNFTables: Sendable {
     private static let library = Mutex(())
 
     private static let jsonFlags = UInt32(NFT_CTX_OUTPUT_JSON)
+    private static let handleFlags = UInt32(NFT_CTX_OUTPUT_HANDLE)
 
     /// Above this size the output buffer is given back after a call: libnftables only ever grows it,
     /// and an agent should not keep a listing's worth of memory for its lifetime.
