@@ -1,0 +1,1 @@
+// The Kubernetes API client (kubeconfig / in-cluster auth, list + watch).
