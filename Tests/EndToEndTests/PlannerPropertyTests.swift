@@ -20,13 +20,16 @@ import Testing
 //   only) and a second plan is empty. Many seeds; needs no privileges.
 // - `Fake`: the same chain of plans through `FakeNFTables`, which checks the kernel's reference rules
 //   (a rule's map exists, a deleted chain is no longer referred to, ...). Many seeds; no privileges.
-// - `Kernel`: the chain a → b → a → empty → b through libnftables in a scratch namespace, reading the
-//   kernel back after every step. Fewer seeds (it is what costs time).
+// - `Kernel`: a full sync to a, partial plans a → b → a → empty cluster → b, and a full sync to a over b,
+//   through libnftables in a scratch namespace; after every step the kernel's listing must equal the
+//   target exactly and a second plan from it must be empty. Fewer seeds (this is what costs time), plus
+//   one fixed case with the longest names Kubernetes allows.
 
 /// Kernel seeds: one per mutation kind, so every kind reaches the kernel at least once.
 private let kernelSeeds: [UInt64] = Array(0..<UInt64(Mutation.allCases.count))
-/// Pure and fake seeds: cheap, so many more.
-private let modelSeeds: [UInt64] = Array(0..<200)
+/// Seeds without a kernel: cheaper, so more of them (debug builds make even these cost ~0.1 s a seed).
+private let modelSeeds: [UInt64] = Array(0..<64)
+private let fakeSeeds: [UInt64] = Array(0..<32)
 
 @Suite struct PlannerPropertyTests {
     /// What the planner emits between two compiled clusters, checked without a kernel.
@@ -49,6 +52,34 @@ private let modelSeeds: [UInt64] = Array(0..<200)
             }
         }
 
+        /// A name or comment the kernel shortens or refuses reads back as something else, and then every
+        /// later plan sees a difference (a set's comment is part of its declaration: the table is replaced).
+        @Test("every name and comment the compiler emits is one the kernel keeps verbatim", arguments: modelSeeds)
+        func namesAndCommentsAreKeptVerbatim(seed: UInt64) {
+            let c = PropertyCase(seed: seed)
+            var offenders = Set<String>()
+            for r in [c.ra, c.rb] {
+                for table in r.tables.values {
+                    for name in Array(table.chains.keys) + Array(table.sets.keys) where !isValidNFTIdentifier(name) {
+                        offenders.insert("name \(name) (\(name.utf8.count) bytes)")
+                    }
+                    for set in table.sets.values {
+                        if let comment = set.comment, nftQuoted(comment) != "\"\(comment)\"" {
+                            offenders.insert("comment of \(table.id) \(set.name): \"\(comment)\" "
+                                + "(\(comment.utf8.count) bytes; nft keeps \(nftQuoted(comment)))")
+                        }
+                    }
+                }
+            }
+            if !offenders.isEmpty {
+                Issue.record("""
+                    \(c.summary)
+                    \(offenders.count) names or comments the kernel would not keep as written, e.g.:
+                    \(offenders.sorted().prefix(3).joined(separator: "\n"))
+                    """)
+            }
+        }
+
         /// The generator is only as good as what it reaches: over all model seeds, every interesting kind
         /// of change must occur (else a generator change silently weakened the property).
         @Test func generatorReachesEveryKindOfChange() {
@@ -65,7 +96,7 @@ private let modelSeeds: [UInt64] = Array(0..<200)
 
     /// The same chain of plans through the in-memory fake, which enforces the kernel's reference checks.
     @Suite struct Fake {
-        @Test("plans applied to FakeNFTables leave exactly the target", arguments: modelSeeds)
+        @Test("plans applied to FakeNFTables leave exactly the target", arguments: fakeSeeds)
         func fakeFollowsPlans(seed: UInt64) async throws {
             let c = PropertyCase(seed: seed)
             let fake = FakeNFTables()
@@ -75,7 +106,8 @@ private let modelSeeds: [UInt64] = Array(0..<200)
                 do {
                     try await fake.apply(tx)
                 } catch {
-                    Issue.record("\(c.summary)\nstep \(label): FakeNFTables rejected the plan: \(error)\n\(excerpt(tx))")
+                    Issue.record(
+                        "\(c.summary)\nstep \(label): FakeNFTables rejected the plan: \(error)\n\(excerpt(tx))")
                     return
                 }
                 current = await fake.read(c.tableIDs)
@@ -103,9 +135,38 @@ private let modelSeeds: [UInt64] = Array(0..<200)
                 #expect(current == .empty)
                 for (label, target, full) in c.chain {
                     let tx = full ? target.replacing(c.tableIDs) : target.transaction(from: current)
-                    guard let held = try await kernelStep(kernel, c, label, tx, target) else { return }
+                    let step = Step(label: label, tableIDs: c.tableIDs, summary: c.summary, file: "seed\(seed)")
+                    guard let held = try await step.run(kernel, tx, target) else { return }
                     current = held
                 }
+            }
+        }
+
+        /// Kubernetes allows 63-character namespaces and Service names and 15-character port names; the
+        /// kernel caps comments at 128 bytes and names at 256. Whatever the compiler makes of such names
+        /// must read back as written, or every later sync sees a difference.
+        @Test func longestNamesReadBackAsWritten() async throws {
+            let ref = ObjectRef(namespace: longName, name: longName)
+            let service = Service(
+                ref: ref, type: .nodePort, clusterIPs: [v4(10, 96, 0, 10), v6(clusterV6Prefix, 10)],
+                ports: [ServicePort(name: "http-metrics-tl", protocol: .tcp, port: 80, nodePort: 30080)])
+            let slices: [KubeObject] = [(Family4or6.v4, "v4"), (.v6, "v6")].map { family, suffix in
+                .endpointSlice(EndpointSlice(
+                    ref: ObjectRef(namespace: longName, name: String(longName.prefix(60)) + suffix),
+                    serviceName: longName, addressType: family == .v4 ? .ipv4 : .ipv6,
+                    ports: [EndpointPort(name: "http-metrics-tl", protocol: .tcp, port: 8080)],
+                    endpoints: (1...3).map { i in
+                        Endpoint(addresses: [family == .v4 ? v4(10, 244, 0, i) : v6(podV6Prefix, i)], ready: true)
+                    }))
+            }
+            let context = NodeContext(nodeName: testNodeName, clusterCIDRs: [CIDR("10.244.0.0/16")!])
+            let desired = compile(ClusterState([.service(service)] + slices), for: context).ruleset
+            try await ScratchNamespace.with(purpose: "planlong") { ns in
+                let kernel = try KernelNFTables(networkNamespace: ns.name)
+                let step = Step(
+                    label: "full sync", tableIDs: context.tableIDs,
+                    summary: "one Service \(ref), port http-metrics-tl", file: "longest-names")
+                _ = try await step.run(kernel, desired.replacing(context.tableIDs), desired)
             }
         }
     }
@@ -113,43 +174,51 @@ private let modelSeeds: [UInt64] = Array(0..<200)
 
 // MARK: - Kernel steps and failure reports
 
-/// Applies `tx`, reads the tables back and checks they equal `target` and that a second plan is empty.
-/// Records an issue with everything needed to reproduce (seed, mutations, transaction, nft's error or a
-/// diff of what the kernel holds) and returns nil when the step fails; the caller stops that seed there.
-private func kernelStep(
-    _ kernel: KernelNFTables, _ c: PropertyCase, _ label: String, _ tx: Transaction, _ target: Ruleset
-) async throws -> Ruleset? {
-    do {
-        try await kernel.apply(tx)
-    } catch {
-        let path = save(tx, seed: c.seed, label: label)
-        Issue.record("""
-            \(c.summary)
-            step \(label): the kernel rejected the planner's transaction
-            nft error: \(error)
-            transaction (\(tx.commands.count) commands; full text in \(path)):
-            \(excerpt(tx))
-            """)
-        return nil
+/// One step against the kernel, with what a failure report needs.
+private struct Step {
+    var label: String
+    var tableIDs: Set<TableID>
+    /// The case: seed, clusters, mutations.
+    var summary: String
+    /// Names the saved transaction file.
+    var file: String
+
+    /// Applies `tx`, reads the tables back and checks they equal `target` and that a second plan is
+    /// empty. Records an issue with everything needed to reproduce (the case, the transaction, nft's error
+    /// or a diff of what the kernel holds) and returns nil when the step fails; the caller stops there.
+    func run(_ kernel: KernelNFTables, _ tx: Transaction, _ target: Ruleset) async throws -> Ruleset? {
+        do {
+            try await kernel.apply(tx)
+        } catch {
+            let path = save(tx, name: file, label: label)
+            Issue.record("""
+                \(summary)
+                step \(label): the kernel rejected the planner's transaction
+                nft error: \(error)
+                transaction (\(tx.commands.count) commands; full text in \(path)):
+                \(excerpt(tx))
+                """)
+            return nil
+        }
+        let held = try await kernel.read(tableIDs)
+        guard held == target else {
+            let path = save(tx, name: file, label: label)
+            Issue.record("""
+                \(summary)
+                step \(label): after the transaction the kernel holds something else than planned
+                \(rulesetDiff(expected: target, actual: held))
+                transaction (\(tx.commands.count) commands; full text in \(path)):
+                \(excerpt(tx))
+                """)
+            return nil
+        }
+        let again = target.transaction(from: held)
+        guard again.isEmpty else {
+            Issue.record("\(summary)\nstep \(label): a second plan is not empty:\n\(excerpt(again))")
+            return nil
+        }
+        return held
     }
-    let held = try await kernel.read(c.tableIDs)
-    guard held == target else {
-        let path = save(tx, seed: c.seed, label: label)
-        Issue.record("""
-            \(c.summary)
-            step \(label): after the transaction the kernel holds something else than planned
-            \(rulesetDiff(expected: target, actual: held))
-            transaction (\(tx.commands.count) commands; full text in \(path)):
-            \(excerpt(tx))
-            """)
-        return nil
-    }
-    let again = target.transaction(from: held)
-    guard again.isEmpty else {
-        Issue.record("\(c.summary)\nstep \(label): a second plan is not empty:\n\(excerpt(again))")
-        return nil
-    }
-    return held
 }
 
 /// A readable diff of two rulesets: their scripts, and where the scripts agree, the objects that differ.
@@ -164,12 +233,28 @@ private func rulesetDiff(expected: Ruleset, actual: Ruleset) -> String {
             continue
         }
         for name in Set(e.sets.keys).union(a.sets.keys).sorted() where e.sets[name] != a.sets[name] {
-            lines.append("set \(id) \(name): planned \(String(describing: e.sets[name]?.declarationOnly)), "
-                + "kernel \(String(describing: a.sets[name]?.declarationOnly))")
+            guard let x = e.sets[name], let y = a.sets[name] else {
+                lines.append("set \(id) \(name): \(e.sets[name] == nil ? "not planned" : "missing in the kernel")")
+                continue
+            }
+            var fields: [String] = []
+            func field<T: Equatable>(_ label: String, _ p: T, _ k: T) {
+                if p != k { fields.append("\(label): planned \(p), kernel \(k)") }
+            }
+            field("key", "\(x.keyType)", "\(y.keyType)")
+            field("data", x.dataType ?? "-", y.dataType ?? "-")
+            field("flags", x.flags, y.flags)
+            field("size", x.size.map(String.init) ?? "-", y.size.map(String.init) ?? "-")
+            field("timeout", x.timeout.map(String.init) ?? "-", y.timeout.map(String.init) ?? "-")
+            field("comment", x.comment.map { "\"\($0)\" (\($0.utf8.count) bytes)" } ?? "-",
+                  y.comment.map { "\"\($0)\" (\($0.utf8.count) bytes)" } ?? "-")
+            if x.elements != y.elements { fields.append("elements differ") }
+            lines.append("set \(id) \(name):\n    " + fields.joined(separator: "\n    "))
         }
         for name in Set(e.chains.keys).union(a.chains.keys).sorted() where e.chains[name] != a.chains[name] {
-            lines.append("chain \(id) \(name): planned \(String(describing: e.chains[name])), "
-                + "kernel \(String(describing: a.chains[name]))")
+            let x = e.chains[name], y = a.chains[name]
+            lines.append("chain \(id) \(name): planned base \(String(describing: x?.base)), "
+                + "kernel base \(String(describing: y?.base))")
         }
     }
     return lines.joined(separator: "\n")
@@ -184,10 +269,10 @@ private func excerpt(_ tx: Transaction) -> String {
 }
 
 /// Writes the full transaction next to the test run, for `nft -f` by hand; returns the path.
-private func save(_ tx: Transaction, seed: UInt64, label: String) -> String {
+private func save(_ tx: Transaction, name: String, label: String) -> String {
     let safe = String(label.map { $0.isLetter || $0.isNumber ? $0 : "-" })
     let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("switchboard-plan-seed\(seed)-\(safe).nft")
+        .appendingPathComponent("switchboard-plan-\(name)-\(safe).nft")
     do {
         try tx.description.write(to: url, atomically: true, encoding: .utf8)
         return url.path
@@ -272,7 +357,8 @@ private func planProblems(from old: Ruleset, to new: Ruleset, _ tx: Transaction)
 
     func compare(_ what: String, _ got: Set<SetRef>, _ want: Set<SetRef>) {
         if got != want {
-            problems.append("\(what): extra \(got.subtracting(want).sorted()), missing \(want.subtracting(got).sorted())")
+            problems.append(
+                "\(what): extra \(got.subtracting(want).sorted()), missing \(want.subtracting(got).sorted())")
         }
     }
     compare("set declarations", addedSets, newSets.subtracting(oldSets))
@@ -319,10 +405,12 @@ private func planProblems(from old: Ruleset, to new: Ruleset, _ tx: Transaction)
             wantRules = []
         }
         if flushed.contains(ref) != wantFlush {
-            problems.append(wantFlush ? "chain \(ref) changed but is not flushed" : "chain \(ref) is flushed needlessly")
+            problems.append(
+                wantFlush ? "chain \(ref) changed but is not flushed" : "chain \(ref) is flushed needlessly")
         }
         if (rulesAdded[ref] ?? []) != wantRules {
-            problems.append("rules added to \(ref): \((rulesAdded[ref] ?? []).map(\.text)), want \(wantRules.map(\.text))")
+            problems.append(
+                "rules added to \(ref): \((rulesAdded[ref] ?? []).map(\.text)), want \(wantRules.map(\.text))")
         }
     }
     return problems
@@ -372,7 +460,7 @@ private struct PropertyCase {
     /// syncs (`replacing`), the others partial plans from what the backend holds.
     var chain: [(String, Ruleset, Bool)] {
         [("full sync to a", ra, true), ("a → b", rb, false), ("b → a", ra, false), ("a → empty", rEmpty, false),
-         ("empty → b", rb, false), ("b → b (idempotent)", rb, false), ("full sync to a over b", ra, true)]
+         ("empty → b", rb, false), ("full sync to a over b", ra, true)]
     }
 
     var summary: String {
@@ -466,12 +554,19 @@ private func v6(_ prefix: [UInt8], _ low: Int) -> IPAddress {
 private let clusterV6Prefix: [UInt8] = [0xfd, 0x00, 0x00, 0x10, 0x00, 0x96]  // fd00:10:96::/108
 private let podV6Prefix: [UInt8] = [0xfd, 0x00, 0x00, 0x10, 0x02, 0x44]  // fd00:10:244::/64
 private let testNodeName = "n1"
+/// 63 characters, the longest DNS label (namespace, Service name).
+private let longName = "a-name-as-long-as-kubernetes-allows-for-a-dns-label-which-is-63"
 
 extension NodeContext {
     fileprivate static func random(_ rng: inout SplitMix64) -> NodeContext {
         let cidrs = rng.pick([[], ["10.244.0.0/16"], ["10.244.0.0/16", "fd00:10:244::/56"],
                               ["10.244.0.0/16", "10.245.0.0/16", "fd00:10:244::/56"]])
-        let nodePortAddresses = rng.chance(0.2) ? rng.pick([["10.200.0.0/24"], ["10.200.0.0/24", "fd00:200::/64"]]) : []
+        // Adjacent and nested prefixes too: an operator may well write them, and the kernel merges or
+        // refuses overlapping intervals.
+        let nodePortAddresses = rng.chance(0.25)
+            ? rng.pick([["10.200.0.0/24"], ["10.200.0.0/24", "fd00:200::/64"], ["10.200.0.0/24", "10.200.1.0/24"],
+                        ["10.200.0.0/16", "10.200.0.0/24", "fd00:200::/64", "fd00:200::/56"]])
+            : []
         return NodeContext(
             nodeName: testNodeName, clusterCIDRs: cidrs.map { CIDR($0)! },
             nodePortAddresses: nodePortAddresses.map { CIDR($0)! }, masqueradeAll: rng.chance(0.15))
@@ -514,7 +609,12 @@ private struct World {
 
     static func randomNode(_ rng: inout SplitMix64) -> Node {
         var addresses = [NodeAddress(type: "InternalIP", address: "10.200.0.\(rng.int(1...9))")]
-        if rng.chance(0.2) { addresses.append(NodeAddress(type: "InternalIP", address: "10.200.0.\(rng.int(20...29))")) }
+        if rng.chance(0.3) {
+            // Another address, possibly adjacent to the first (no duplicates: see the report on
+            // duplicate InternalIPs).
+            let other = rng.pick((1...9).map { "10.200.0.\($0)" }.filter { $0 != addresses[0].address })
+            addresses.append(NodeAddress(type: "InternalIP", address: other))
+        }
         if rng.chance(0.5) { addresses.append(NodeAddress(type: "InternalIP", address: "fd00:200::\(rng.int(1...9))")) }
         addresses.append(NodeAddress(type: "ExternalIP", address: "192.0.2.\(rng.int(1...9))"))
         addresses.append(NodeAddress(type: "Hostname", address: testNodeName))
@@ -525,9 +625,12 @@ private struct World {
 
     mutating func addService(_ rng: inout SplitMix64) {
         serial += 1
-        let ref = ObjectRef(
-            namespace: rng.pick(["default", "kube-system", "team-a"]),
-            name: "\(rng.pick(["web", "dns", "api", "db", "cache", "metrics"]))-\(serial)")
+        // Now and then names as long as Kubernetes allows (63 characters): kernel names and comments
+        // have limits of their own.
+        let suffix = "-\(serial)"
+        let base = rng.chance(0.1) ? String(longName.prefix(63 - suffix.count))
+            : rng.pick(["web", "dns", "api", "db", "cache", "metrics"])
+        let ref = ObjectRef(namespace: rng.pick(["default", "kube-system", "team-a", longName]), name: base + suffix)
         var service = Service(ref: ref)
         service.type = rng.weighted([(.clusterIP, 5), (.nodePort, 3), (.loadBalancer, 3), (.externalName, 0.2)])
         let families: [Family4or6] = rng.weighted([([.v4], 6), ([.v6], 2), ([.v4, .v6], 2), ([.v6, .v4], 1)])
@@ -548,7 +651,8 @@ private struct World {
     func freshClusterIP(_ family: Family4or6, _ rng: inout SplitMix64) -> IPAddress {
         let used = Set(services.values.flatMap(\.clusterIPs))
         while true {
-            let ip = family == .v4 ? v4(10, 96, rng.int(0...255), rng.int(1...254)) : v6(clusterV6Prefix, rng.int(1...0xfffff))
+            let ip = family == .v4
+                ? v4(10, 96, rng.int(0...255), rng.int(1...254)) : v6(clusterV6Prefix, rng.int(1...0xfffff))
             if !used.contains(ip) { return ip }
         }
     }
@@ -562,7 +666,7 @@ private struct World {
     }
 
     func randomPorts(_ count: Int, _ rng: inout SplitMix64) -> [ServicePort] {
-        var names = ["http", "https", "dns", "grpc", "metrics", "admin"].shuffled(using: &rng)
+        var names = ["http", "https", "dns", "grpc", "metrics", "admin", "http-metrics-tl"].shuffled(using: &rng)
         var taken = Set<String>()
         var out: [ServicePort] = []
         while out.count < count {
@@ -592,7 +696,9 @@ private struct World {
 
     /// From a small pool, so that Services sometimes share an address (and, on the same port, conflict).
     func randomExternalIPs(_ rng: inout SplitMix64) -> [IPAddress] {
-        (0..<rng.int(1...2)).map { _ in rng.chance(0.7) ? v4(203, 0, 113, rng.int(1...6)) : IPAddress("2001:db8::\(rng.int(1...6))")! }
+        (0..<rng.int(1...2)).map { _ in
+            rng.chance(0.7) ? v4(203, 0, 113, rng.int(1...6)) : IPAddress("2001:db8::\(rng.int(1...6))")!
+        }
     }
 
     func randomIngress(_ rng: inout SplitMix64) -> [LoadBalancerIngress] {
@@ -808,7 +914,9 @@ private struct World {
             service.ports[i].port = number
         case 1:
             let old = service.ports[i].protocol
-            let candidates = L4Protocol.allCases.filter { $0 != old && !taken.contains("\($0)/\(service.ports[i].port)") }
+            let candidates = L4Protocol.allCases.filter {
+                $0 != old && !taken.contains("\($0)/\(service.ports[i].port)")
+            }
             guard let proto = candidates.randomElement(using: &rng) else { return "nothing" }
             service.ports[i].protocol = proto
             let name = service.ports[i].name
@@ -820,7 +928,8 @@ private struct World {
                     }
                 }
             }
-            what = "protocol of \(name.isEmpty ? "the port" : name) \(old) → \(proto)\(followSlices ? "" : " (slices not)")"
+            what = "protocol of \(name.isEmpty ? "the port" : name) \(old) → \(proto)"
+                + (followSlices ? "" : " (slices not)")
         case 2 where service.ports.count < 3:
             if service.ports.count == 1 && service.ports[0].name.isEmpty {
                 // A second port needs both named.
@@ -837,7 +946,8 @@ private struct World {
             serial += 1
             service.ports.append(port)
             for s in sliceRefs(of: ref) {
-                slices[s]!.ports.append(EndpointPort(name: port.name, protocol: port.protocol, port: rng.int(1024...9999)))
+                slices[s]!.ports.append(
+                    EndpointPort(name: port.name, protocol: port.protocol, port: rng.int(1024...9999)))
             }
             what = "add port \(port.name) \(port.protocol)/\(port.port)"
         case 3 where service.ports.count > 1:
