@@ -3,16 +3,23 @@
 /// escape sequence for it, so quotes and anything but printable ASCII are replaced, and the length is
 /// capped at the kernel's comment limit (128 bytes including the terminator).
 public func nftQuoted(_ s: String) -> String {
+    "\"" + nftCommentText(s) + "\""
+}
+
+/// What the kernel keeps of a comment: `s` sanitised as `nftQuoted` does and cut to 127 bytes.
+/// Idempotent, so a comment read back from the kernel is unchanged by it; the IR stores comments in
+/// this form, or a long one would never compare equal to its read-back.
+public func nftCommentText(_ s: String) -> String {
     var out = ""
     for scalar in s.unicodeScalars {
+        if out.utf8.count >= 127 { break }
         if scalar.value >= 0x20 && scalar.value < 0x7f && scalar != "\"" && scalar != "\\" {
             out.unicodeScalars.append(scalar)
         } else {
             out.append("_")
         }
-        if out.utf8.count >= 127 { break }
     }
-    return "\"" + out + "\""
+    return out
 }
 
 /// The one way a string from outside becomes part of a kernel object name (a chain, set or map name).

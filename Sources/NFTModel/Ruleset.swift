@@ -96,6 +96,7 @@ public struct NFTSet: Hashable, Sendable {
     public var size: Int?
     /// Seconds; sets with `flags timeout`.
     public var timeout: Int?
+    /// As the kernel keeps it (`nftCommentText`: sanitised, at most 127 bytes).
     public var comment: String?
     /// Canonical element text, key → data (`""` for a set), e.g. `"10.96.0.1 . tcp . 80": "goto svc-…"`.
     public var elements: [String: String]
@@ -110,7 +111,7 @@ public struct NFTSet: Hashable, Sendable {
         self.flags = flags.sorted()
         self.size = size
         self.timeout = timeout
-        self.comment = comment
+        self.comment = comment.map(nftCommentText)
         self.elements = elements
     }
 

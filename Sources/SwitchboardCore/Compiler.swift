@@ -204,7 +204,8 @@ struct Compiler {
             return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
         }
         let ips = state.nodes[node.nodeName]?.internalIPs ?? []
-        return ips.filter { $0.family == family }.map(\.description)
+        return CIDR.outermost(ips.filter { $0.family == family }.map { CIDR(address: $0, prefixLength: $0.bytes.count * 8) })
+            .map(\.description)
     }
 
     /// One backend of a service port: address and the port resolved through its slice.

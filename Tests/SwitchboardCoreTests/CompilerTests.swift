@@ -294,4 +294,23 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         #expect(r[v4]!.sets["cluster-cidrs"]!.elements == ["10.244.0.0/16": "", "10.245.0.0/16": ""])
         #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.0/16": ""])
     }
+
+    @Test func duplicateInternalIPsDoNotCrash() {
+        let twice = KubeObject.node(Node(name: "n1", addresses: [
+            NodeAddress(type: "InternalIP", address: "10.200.0.1"), NodeAddress(type: "InternalIP", address: "10.200.0.1"),
+            NodeAddress(type: "InternalIP", address: "fd00:200::1"), NodeAddress(type: "InternalIP", address: "fd00:200:0::1"),
+        ]))
+        let r = compiled([twice]).ruleset
+        #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.1": ""])
+        #expect(r[v6]!.sets["nodeport-addresses"]!.elements == ["fd00:200::1": ""])
+    }
+
+    /// The kernel keeps 127 bytes of a comment; the IR must hold what it keeps, or plans never settle.
+    @Test func longCommentsAreStoredAsTheKernelKeepsThem() {
+        let long = String(repeating: "a", count: 63)
+        let r = compiled([node, service(long, ns: long), slice("s", service: long, ns: long, endpoints: [ep("10.244.1.2")])]).ruleset
+        let comments = r[v4]!.sets.values.compactMap(\.comment)
+        #expect(comments.allSatisfy { $0.utf8.count <= 127 })
+        #expect(comments.contains { $0.hasPrefix("\(long)/\(long)") })
+    }
 }
