@@ -1,0 +1,294 @@
+import Foundation
+import Logging
+import NFTModel
+import ServiceLifecycle
+import SwitchboardCore
+
+/// What one sync did: handed to the `onSync` observer after every attempt (tests, debugging).
+public struct SyncReport: Hashable, Sendable {
+    public var kind: SyncKind
+    /// The backend's error text when the sync failed (nft's message, verbatim); nil on success.
+    public var error: String?
+    /// Wall-clock time at which the sync finished.
+    public var finishedAt: Date
+    /// How long compile, plan and apply took.
+    public var duration: Duration
+    /// The number of nft commands in the transaction (0: nothing to change, nothing was applied).
+    public var commands: Int
+    /// Services whose rules may have changed since the previous successful sync.
+    public var changedServices: Int
+
+    public var succeeded: Bool { error == nil }
+}
+
+/// The node agent's control loop: keeps our nftables tables equal to what the cluster asks for.
+///
+/// Events from the `ClusterSource` update a `ClusterState` and mark Services dirty; a `SyncScheduler`
+/// decides when to sync. A sync compiles the state and applies either a partial transaction, planned
+/// from the last applied ruleset (the kernel is never listed per sync), or a full one that replaces our
+/// tables whole and so also repairs drift (someone flushed or edited them). Nothing is applied until the
+/// first complete list of Services, EndpointSlices and Nodes arrived. A failed transaction leaves the
+/// kernel as it was (batches are atomic): it is logged with nft's error and retried as a full sync, and the
+/// last applied ruleset is only updated on success. Stopping leaves the rules in place, so traffic keeps
+/// flowing while the agent restarts.
+///
+/// All of the loop's state lives in `run`; the class itself holds only its immutable collaborators.
+public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle.Service where C.Duration == Duration {
+    public let node: NodeContext
+    public let minSyncPeriod: Duration
+    public let syncPeriod: Duration
+
+    private let source: Source
+    private let backend: any NFTablesBackend
+    private let clock: C
+    private let metrics: AgentMetrics
+    private let health: HealthState
+    private let logger: Logger
+    private let wallClock: @Sendable () -> Date
+    private let onSync: (@Sendable (SyncReport) -> Void)?
+
+    /// - Parameters:
+    ///   - clock: schedules syncs (a manual clock in tests).
+    ///   - wallClock: Unix time for timestamps and network programming latency (fixed in tests).
+    ///   - onSync: called after every sync attempt, on the controller's task; keep it short.
+    public init(
+        source: Source, backend: any NFTablesBackend, node: NodeContext,
+        minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
+        clock: C, metrics: AgentMetrics, health: HealthState, logger: Logger,
+        wallClock: @escaping @Sendable () -> Date = { Date() },
+        onSync: (@Sendable (SyncReport) -> Void)? = nil
+    ) {
+        self.source = source
+        self.backend = backend
+        self.node = node
+        self.minSyncPeriod = minSyncPeriod
+        self.syncPeriod = syncPeriod
+        self.clock = clock
+        self.metrics = metrics
+        self.health = health
+        self.logger = logger
+        self.wallClock = wallClock
+        self.onSync = onSync
+    }
+
+    /// Runs until graceful shutdown or cancellation (returns normally), or until the source throws
+    /// (rethrows its error). Never removes our tables.
+    public func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await self.loop() }
+        } catch is CancellationError {
+            // Shutting down.
+        }
+        logger.info("controller stopped; rules left in place")
+    }
+
+    private enum Input: Sendable {
+        case event(SourceEvent)
+        case sourceEnded((any Error)?)
+        case tick
+    }
+
+    private func loop() async throws {
+        let mailbox = Mailbox<Input>()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                do {
+                    for try await event in self.source.cancelOnGracefulShutdown() { mailbox.send(.event(event)) }
+                    mailbox.send(.sourceEnded(nil))
+                } catch {
+                    mailbox.send(.sourceEnded(error))
+                }
+            }
+            var run = LoopState(
+                scheduler: SyncScheduler(minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod),
+                tracker: ClusterTracker(ignoreTriggersBefore: wallClock()))
+            while !Task.isCancelled {
+                let deadline: C.Instant?
+                switch run.scheduler.next(at: clock.now) {
+                case .syncNow(let kind):
+                    let done = await sync(kind, &run)
+                    _ = run.scheduler.syncFinished(done.kind, succeeded: done.succeeded, at: clock.now)
+                    continue
+                case .syncAt(let instant):
+                    deadline = instant
+                case .wait:
+                    deadline = nil
+                }
+                for input in await inputs(from: mailbox, until: deadline) {
+                    switch input {
+                    case .event(let event):
+                        handle(event, &run)
+                    case .sourceEnded(let error?):
+                        if Task.isCancelled { break }
+                        logger.error("cluster source failed; stopping", metadata: ["error": "\(error)"])
+                        throw error
+                    case .sourceEnded(nil):
+                        if !Task.isCancelled {
+                            logger.info("cluster source ended; keeping the rules in sync on the periodic timer")
+                        }
+                    case .tick:
+                        break  // the loop asks the scheduler again
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// The next inputs: at least one, unless `deadline` passed first (then `.tick`) or the task is
+    /// cancelled (then none). When the timer and an event race, both are returned; nothing is dropped.
+    private func inputs(from mailbox: Mailbox<Input>, until deadline: C.Instant?) async -> [Input] {
+        if let input = mailbox.tryNext() { return [input] }
+        guard let deadline else { return await mailbox.next().map { [$0] } ?? [] }
+        return await withTaskGroup(of: Input?.self) { group in
+            group.addTask { await mailbox.next() }
+            group.addTask { [clock] in
+                do {
+                    try await clock.sleep(until: deadline, tolerance: nil)
+                    return .tick
+                } catch {
+                    return nil
+                }
+            }
+            var inputs: [Input] = []
+            if case .some(.some(let first)) = await group.next() { inputs.append(first) }
+            group.cancelAll()
+            for await input in group { if let input { inputs.append(input) } }
+            return inputs
+        }
+    }
+
+    /// The loop's state: everything that changes between events.
+    private struct LoopState {
+        var scheduler: SyncScheduler<C>
+        var tracker: ClusterTracker
+        /// What the kernel holds in our tables, as far as we know: the last successfully applied ruleset.
+        var lastApplied: Ruleset?
+        /// The compiler's diagnostics at the last sync: only new ones are logged and counted.
+        var compilerDiagnostics: Set<Diagnostic> = []
+    }
+
+    private func handle(_ event: SourceEvent, _ run: inout LoopState) {
+        if case .diagnostics(let diagnostics) = event {
+            for diagnostic in diagnostics { report(diagnostic, from: "decoder") }
+            return
+        }
+        let wasInitialized = run.tracker.isInitialized
+        let changed = run.tracker.apply(event)
+        if !wasInitialized {
+            if run.tracker.isInitialized {
+                logger.info(
+                    "initial lists received",
+                    metadata: [
+                        "services": "\(run.tracker.state.services.count)",
+                        "endpointSlices": "\(run.tracker.state.slices.count)",
+                    ])
+                _ = run.scheduler.initialSyncDone(at: clock.now)
+            }
+            return
+        }
+        guard changed else { return }
+        // As kube-proxy: only changes after the initial lists count as queued updates.
+        health.queuedUpdate()
+        metrics.recordQueued(at: wallClock())
+        _ = run.scheduler.changed(at: clock.now)
+    }
+
+    /// One sync; returns the kind actually done (full when nothing was applied yet) and whether it succeeded.
+    private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool) {
+        let started = ContinuousClock.now
+        let compiled = compile(run.tracker.state, for: node)
+        let diagnostics = Set(compiled.diagnostics)
+        for diagnostic in compiled.diagnostics where !run.compilerDiagnostics.contains(diagnostic) {
+            report(diagnostic, from: "compiler")
+        }
+        run.compilerDiagnostics = diagnostics
+
+        let kind: SyncKind = run.lastApplied == nil ? .full : requested
+        let transaction =
+            switch kind {
+            case .full: compiled.ruleset.replacing(node.tableIDs)
+            case .partial: compiled.ruleset.transaction(from: run.lastApplied!)
+            }
+        var failure: (any Error)?
+        if !transaction.isEmpty {
+            do {
+                try await backend.apply(transaction)
+            } catch {
+                failure = error
+            }
+        }
+        let duration = started.duration(to: .now)
+        let finishedAt = wallClock()
+        let changedServices = run.tracker.dirty.count
+
+        var metadata: Logger.Metadata = [
+            "type": "\(kind)", "duration": "\(duration)", "commands": "\(transaction.commands.count)",
+            "changedServices": "\(changedServices)",
+        ]
+        if let failure {
+            metrics.recordSync(kind, succeeded: false, duration: duration, finishedAt: finishedAt, applied: nil)
+            metadata["error"] = "\(failure)"
+            if Task.isCancelled {
+                logger.debug("sync interrupted by shutdown", metadata: metadata)
+            } else {
+                logger.error("sync failed; retrying as a full sync", metadata: metadata)
+            }
+        } else {
+            run.lastApplied = compiled.ruleset
+            metrics.recordSync(
+                kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: compiled.ruleset)
+            for triggered in run.tracker.committed() {
+                metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
+            }
+            health.updated()
+            metadata["elements"] = "\(compiled.ruleset.elementCount)"
+            metadata["chains"] = "\(compiled.ruleset.chainCount)"
+            if kind == .full {
+                logger.info("synced", metadata: metadata)
+            } else {
+                logger.debug("synced", metadata: metadata)
+            }
+        }
+        onSync?(
+            SyncReport(
+                kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
+                commands: transaction.commands.count, changedServices: changedServices))
+        return (kind, failure == nil)
+    }
+
+    /// Logs one diagnostic (one line) and counts it by the object's kind.
+    private func report(_ diagnostic: Diagnostic, from origin: String) {
+        let (kind, name) = Self.split(diagnostic.object)
+        var metadata: Logger.Metadata = [
+            "object": "\(diagnostic.object)", "field": "\(diagnostic.field)", "severity": "\(diagnostic.severity)",
+            "origin": "\(origin)",
+        ]
+        if kind == ObjectKind.services.rawValue { metadata["service"] = "\(name)" }
+        logger.warning("\(diagnostic.message)", metadata: metadata)
+        metrics.countInvalidObject(kind: kind)
+    }
+
+    /// `Service default/web` → (`Service`, `default/web`); anything else is of kind `unknown`.
+    static func split(_ object: String) -> (kind: String, name: String) {
+        let parts = object.split(separator: " ", maxSplits: 1)
+        if parts.count == 2, let kind = ObjectKind(rawValue: String(parts[0])) {
+            return (kind.rawValue, String(parts[1]))
+        }
+        return ("unknown", object)
+    }
+}
+
+extension Controller where C == ContinuousClock {
+    /// A controller on the real clock.
+    public convenience init(
+        source: Source, backend: any NFTablesBackend, node: NodeContext,
+        minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
+        metrics: AgentMetrics, health: HealthState, logger: Logger,
+        onSync: (@Sendable (SyncReport) -> Void)? = nil
+    ) {
+        self.init(
+            source: source, backend: backend, node: node, minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod,
+            clock: ContinuousClock(), metrics: metrics, health: health, logger: logger, onSync: onSync)
+    }
+}

@@ -1,1 +1,0 @@
-// The node agent; see Controller.swift.

@@ -1,0 +1,118 @@
+/// What a sync does to our tables.
+public enum SyncKind: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// Replace our tables whole (repairs drift): the first sync, the periodic one and every retry.
+    case full
+    /// Plan from the last applied ruleset: only what changed.
+    case partial
+
+    public var description: String { rawValue }
+}
+
+/// When to sync, as a pure state machine: the controller reports what happened and when, and does what
+/// the returned `Action` says. Nothing here sleeps or reads a clock; `C` only fixes the instant type.
+///
+/// The semantics are kube-proxy's `BoundedFrequencyRunner` (`--min-sync-period`, `--sync-period`):
+///
+/// - Nothing is synced before `initialSyncDone` (every informer delivered its first complete list); the
+///   first sync is full.
+/// - Syncs start no sooner than `minSyncPeriod` after the previous one *finished*. A change syncs at once if
+///   that much time has passed, else at `lastSync + minSyncPeriod`; changes arriving meanwhile are batched
+///   into that one sync.
+/// - A full sync runs at least every `syncPeriod`. Unlike the Go runner, whose periodic timer restarts
+///   after any run, the period counts from the last successful *full* sync: under steady churn (a partial
+///   sync every second) drift is still repaired within `syncPeriod`.
+/// - A failed sync is retried as a full sync after a backoff that starts at `minSyncPeriod` and doubles
+///   up to `syncPeriod` (kube-proxy retries after `syncPeriod` at once). Changes do not cut the backoff
+///   short: the retry includes them anyway. With `minSyncPeriod` zero the backoff starts at
+///   `min(1 s, syncPeriod)`, so a kernel that keeps refusing cannot make the loop spin.
+public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
+    public enum Action: Hashable, Sendable {
+        /// Sync now, of this kind, then report `syncFinished`.
+        case syncNow(SyncKind)
+        /// Call `tick` at this instant (or earlier, on the next change).
+        case syncAt(C.Instant)
+        /// Nothing is scheduled: wait for the next event (only before the initial sync).
+        case wait
+    }
+
+    public let minSyncPeriod: Duration
+    public let syncPeriod: Duration
+
+    /// All informers delivered their first complete list.
+    public private(set) var isInitialized = false
+    /// When the last sync attempt finished, successful or not.
+    public private(set) var lastSync: C.Instant?
+    /// When the last successful full sync finished.
+    public private(set) var lastFullSync: C.Instant?
+    /// A change arrived that no successful sync has included yet.
+    public private(set) var hasPendingChange = false
+    /// Consecutive failed syncs.
+    public private(set) var failures = 0
+    /// Set after a failure: the full retry is due then.
+    public private(set) var retryAt: C.Instant?
+
+    /// - Precondition: `0 ≤ minSyncPeriod ≤ syncPeriod`, `syncPeriod > 0`.
+    public init(minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30)) {
+        precondition(syncPeriod > .zero, "syncPeriod must be positive")
+        precondition(minSyncPeriod >= .zero && minSyncPeriod <= syncPeriod, "need 0 <= minSyncPeriod <= syncPeriod")
+        self.minSyncPeriod = minSyncPeriod
+        self.syncPeriod = syncPeriod
+    }
+
+    /// Every informer has delivered its first complete list: syncing may begin.
+    public mutating func initialSyncDone(at now: C.Instant) -> Action {
+        isInitialized = true
+        return next(at: now)
+    }
+
+    /// Something changed that the rules may depend on.
+    public mutating func changed(at now: C.Instant) -> Action {
+        hasPendingChange = true
+        return next(at: now)
+    }
+
+    /// A deadline returned as `.syncAt` has come (extra ticks are harmless).
+    public func tick(at now: C.Instant) -> Action {
+        next(at: now)
+    }
+
+    /// The sync that `.syncNow(kind)` asked for is done. Changes reported before the sync started are
+    /// included in it; report later ones with `changed` after this call.
+    public mutating func syncFinished(_ kind: SyncKind, succeeded: Bool, at now: C.Instant) -> Action {
+        lastSync = now
+        if succeeded {
+            hasPendingChange = false
+            failures = 0
+            retryAt = nil
+            if kind == .full { lastFullSync = now }
+        } else {
+            failures += 1
+            retryAt = now.advanced(by: retryDelay(afterFailures: failures))
+        }
+        return next(at: now)
+    }
+
+    /// The backoff before the full retry after `failures` consecutive failures.
+    public func retryDelay(afterFailures failures: Int) -> Duration {
+        let base = minSyncPeriod > .zero ? minSyncPeriod : min(.seconds(1), syncPeriod)
+        var delay = base
+        for _ in 1..<max(failures, 1) {
+            delay = delay * 2
+            if delay >= syncPeriod { return syncPeriod }
+        }
+        return min(delay, syncPeriod)
+    }
+
+    /// What to do at `now`, given everything reported so far.
+    public func next(at now: C.Instant) -> Action {
+        guard isInitialized else { return .wait }
+        if let retryAt { return now >= retryAt ? .syncNow(.full) : .syncAt(retryAt) }
+        guard let lastSync else { return .syncNow(.full) }
+        let earliest = lastSync.advanced(by: minSyncPeriod)
+        // Without a successful full sync yet, one is due as soon as allowed.
+        let periodic = lastFullSync.map { max($0.advanced(by: syncPeriod), earliest) } ?? earliest
+        let due = hasPendingChange ? earliest : periodic
+        guard now >= due else { return .syncAt(due) }
+        return .syncNow(now >= periodic ? .full : .partial)
+    }
+}

@@ -1,0 +1,348 @@
+import Foundation
+import NFTModel
+import SwitchboardCore
+import SwitchboardTesting
+import Testing
+
+@testable import SwitchboardAgent
+
+@Suite struct ControllerTests {
+    @Test func nothingIsAppliedBeforeEveryKindIsListedThenOneFullSync() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            h.source.send(.synced(.services, [Objects.web, Objects.api]))
+            h.source.send(.synced(.endpointSlices, [Objects.webSlice, Objects.apiSlice]))
+            h.source.send(.upsert(Objects.slice("web-2", service: "web", ["10.1.0.9"])))
+            h.source.send(.delete(Objects.slice("web-2", service: "web", [])))
+            h.source.send(.synced(.nodes, [Objects.node]))
+
+            let first = try await h.nextReport()
+            #expect(first.kind == .full && first.succeeded)
+            // One apply, made after the node list: it already holds the node's NodePort address.
+            #expect(await h.fake.applyCount == 1)
+            #expect(await h.committed.count == 1)
+            #expect(await h.ruleset == Objects.desired(Objects.initial))
+            let nodePortAddresses = await h.ruleset[TableID(.ip, "switchboard")]?.sets[RulesetNames.nodePortAddresses]
+            #expect(nodePortAddresses?.elements.keys.contains("10.200.0.1") == true)
+            // A full sync replaces our tables whole.
+            let commands = await h.committed[0].commands
+            #expect(
+                commands.prefix(2) == [
+                    .addTable(TableID(.ip, "switchboard")), .deleteTable(TableID(.ip, "switchboard")),
+                ])
+        }
+    }
+
+    @Test func anEndpointSliceUpdateIsAPartialSyncOfThatServiceOnly() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            let updated = Objects.slice("web-1", service: "web", ["10.1.0.1", "10.1.0.2", "10.1.0.3"])
+            h.source.send(.upsert(updated))
+
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial && report.succeeded)
+            #expect(report.changedServices == 1)
+            let state = Objects.initial.filter { $0 != Objects.webSlice } + [updated]
+            #expect(await h.ruleset == Objects.desired(state))
+
+            let transaction = try #require(await h.committed.last)
+            // Element changes of web's Maglev map and web's new endpoint chain; nothing of api, no table.
+            #expect(transaction.commands.contains { if case .addElements = $0 { true } else { false } })
+            for command in transaction.commands {
+                let text = command.description
+                #expect(text.contains("default/web/tcp/http"), "\(text)")
+                #expect(!text.contains("default/api"), "\(text)")
+                switch command {
+                case .addTable, .deleteTable, .addSet, .deleteSet: Issue.record("unexpected \(text)")
+                default: break
+                }
+            }
+            // Planned from the last applied ruleset: the kernel was never listed.
+            #expect(h.backend.readCount == 0)
+        }
+    }
+
+    @Test func anUnchangedObjectCausesNoSync() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            h.source.send(.upsert(Objects.webSlice))  // an informer resync: same object
+            h.source.send(.delete(Objects.slice("nope", service: "web", [])))  // unknown object
+            h.source.send(.upsert(Objects.slice("web-1", service: "web", ["10.1.0.1"])))
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial)
+            #expect(report.changedServices == 1)
+            #expect(await h.fake.applyCount == 2)
+        }
+    }
+
+    @Test func aDeletedServiceLosesItsRules() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            h.source.send(.delete(Objects.web))
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial && report.succeeded)
+            let ruleset = await h.ruleset
+            #expect(ruleset == Objects.desired(Objects.initial.filter { $0 != Objects.web }))
+            let names = ruleset.tables.values.flatMap { Array($0.chains.keys) + Array($0.sets.keys) }
+            #expect(!names.contains { $0.contains("default/web/") })
+            #expect(names.contains { $0.contains("default/api/") })
+        }
+    }
+
+    @Test func aCompleteListReplacesEverythingOfItsKind() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            // A re-list after 410 Gone: api is gone, web is unchanged.
+            h.source.send(.synced(.services, [Objects.web]))
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial)
+            #expect(await h.ruleset == Objects.desired(Objects.initial.filter { $0 != Objects.api }))
+        }
+    }
+
+    @Test func aFailedApplyIsRetriedAsAFullSync() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            await h.fake.failNextApply()
+            let updated = Objects.slice("web-1", service: "web", ["10.1.0.7"])
+            h.source.send(.upsert(updated))
+
+            let failed = try await h.nextReport()
+            #expect(failed.kind == .partial)
+            #expect(!failed.succeeded)
+            #expect(failed.error?.contains("Cannot allocate memory") == true)
+            #expect(await h.ruleset == Objects.desired(Objects.initial))  // the kernel is untouched
+
+            // The retry waits for its backoff (1 s when minSyncPeriod is 0), then replaces the tables.
+            try await eventually("the retry timer") { h.clock.sleeperCount > 0 }
+            h.clock.advance(by: .seconds(1))
+            let retry = try await h.nextReport()
+            #expect(retry.kind == .full && retry.succeeded)
+            let state = Objects.initial.filter { $0 != Objects.webSlice } + [updated]
+            #expect(await h.ruleset == Objects.desired(state))
+            #expect(h.sample(#"switchboard_sync_total{type="partial",result="failure"}"#) == 1)
+            #expect(h.sample(#"switchboard_sync_total{type="full",result="success"}"#) == 2)
+
+            // Back to partial syncs, planned from what the retry applied.
+            h.source.send(.delete(Objects.api))
+            let next = try await h.nextReport()
+            #expect(next.kind == .partial && next.succeeded)
+            #expect(await h.ruleset == Objects.desired(state.filter { $0 != Objects.api }))
+        }
+    }
+
+    @Test func thePeriodicFullSyncRepairsDrift() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30))
+        try await h.run {
+            try await h.start()
+            let desired = Objects.desired(Objects.initial)
+            let table = TableID(.ip, "switchboard")
+            let victim = try #require(desired[table]?.chains.keys.first { $0.hasPrefix("svc-") })
+            await h.fake.edit { ruleset in
+                ruleset.tables[table]!.chains[victim] = nil  // someone deleted a chain
+                ruleset.tables[table]!.sets[RulesetNames.clusterIPs]!.elements["10.9.9.9"] = ""  // and added junk
+            }
+            #expect(await h.ruleset != desired)
+
+            try await eventually("the periodic timer") {
+                h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(30))
+            }
+            h.clock.advance(by: .seconds(30))
+            let report = try await h.nextReport()
+            #expect(report.kind == .full && report.succeeded)
+            #expect(await h.ruleset == desired)
+            #expect(h.backend.readCount == 0)
+        }
+    }
+
+    @Test func changesWithinTheMinimumPeriodAreSyncedTogether() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1))
+        try await h.run {
+            try await h.start()
+            h.source.send(.delete(Objects.web))
+            h.source.send(.delete(Objects.api))
+            // Both changes wait for lastSync + 1 s.
+            try await eventually("the min-period timer") {
+                h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(1))
+            }
+            #expect(await h.fake.applyCount == 1)
+            h.clock.advance(by: .seconds(1))
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial)
+            #expect(report.changedServices == 2)
+            #expect(await h.ruleset == Objects.desired([Objects.webSlice, Objects.apiSlice, Objects.node]))
+            #expect(await h.fake.applyCount == 2)
+        }
+    }
+
+    @Test func networkProgrammingLatencyIsObservedOncePerChangedSlice() async throws {
+        let wall = TestWallClock()
+        let h = ControllerHarness(wall: wall)
+        let start = wall.now
+        try await h.run {
+            // A trigger time from before the agent started is not ours to measure.
+            let old = Objects.slice("web-1", service: "web", ["10.1.0.1"], triggeredAt: start.addingTimeInterval(-600))
+            try await h.start(with: [Objects.web, old, Objects.api, Objects.apiSlice, Objects.node])
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_count") == 0)
+
+            wall.advance(seconds: 10)
+            let changed = Objects.slice("web-1", service: "web", ["10.1.0.5"], triggeredAt: start.addingTimeInterval(7))
+            h.source.send(.upsert(changed))
+            _ = try await h.nextReport()
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_count") == 1)
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_sum") == 3)
+            #expect(h.sample(#"kubeproxy_network_programming_duration_seconds_bucket{le="2.0"}"#) == 0)
+            #expect(h.sample(#"kubeproxy_network_programming_duration_seconds_bucket{le="3.0"}"#) == 1)
+
+            // The next sync (another Service) does not observe it again.
+            h.source.send(.delete(Objects.api))
+            _ = try await h.nextReport()
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_count") == 1)
+        }
+    }
+
+    @Test func latencyWaitsForTheCommitWhenTheFirstAttemptFails() async throws {
+        let wall = TestWallClock()
+        let h = ControllerHarness(wall: wall)
+        let start = wall.now
+        try await h.run {
+            try await h.start()
+            await h.fake.failNextApply()
+            wall.advance(seconds: 2)
+            h.source.send(.upsert(Objects.slice("web-1", service: "web", ["10.1.0.5"], triggeredAt: start)))
+            #expect(try await h.nextReport().succeeded == false)
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_count") == 0)
+            wall.advance(seconds: 3)
+            try await eventually("the retry timer") { h.clock.sleeperCount > 0 }
+            h.clock.advance(by: .seconds(1))
+            #expect(try await h.nextReport().succeeded)
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_count") == 1)
+            #expect(h.sample("kubeproxy_network_programming_duration_seconds_sum") == 5)
+        }
+    }
+
+    @Test func invalidObjectsAreCountedAndNeverStopTheLoop() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            // A decoder diagnostic, and a Service the compiler skips (no cluster IP).
+            h.source.send(
+                .diagnostics([
+                    Diagnostic(object: "Service default/bad", field: "spec.ports[0].port", message: "not a port"),
+                    Diagnostic(object: "document 3 of watch", field: "", message: "not an object"),
+                ]))
+            let noIP = Objects.service("pending", ip: nil)
+            try await h.start(with: Objects.initial + [noIP])
+            #expect(h.sample(#"switchboard_invalid_objects_total{kind="Service"}"#) == 2)
+            #expect(h.sample(#"switchboard_invalid_objects_total{kind="unknown"}"#) == 1)
+            #expect(h.sample(#"switchboard_invalid_objects_total{kind="EndpointSlice"}"#) == 0)
+
+            // The same compiler diagnostic at the next sync is not counted again.
+            h.source.send(.delete(Objects.api))
+            #expect(try await h.nextReport().succeeded)
+            #expect(h.sample(#"switchboard_invalid_objects_total{kind="Service"}"#) == 2)
+            #expect(await h.ruleset == Objects.desired(Objects.initial.filter { $0 != Objects.api } + [noIP]))
+        }
+    }
+
+    @Test func syncMetricsAreRecorded() async throws {
+        let wall = TestWallClock()
+        let h = ControllerHarness(wall: wall)
+        try await h.run {
+            try await h.start()
+            wall.advance(seconds: 5)
+            h.source.send(.delete(Objects.api))
+            _ = try await h.nextReport()
+            #expect(h.sample(#"switchboard_sync_total{type="full",result="success"}"#) == 1)
+            #expect(h.sample(#"switchboard_sync_total{type="partial",result="success"}"#) == 1)
+            #expect(h.sample(#"switchboard_sync_total{type="partial",result="failure"}"#) == 0)
+            #expect(h.sample("kubeproxy_sync_proxy_rules_duration_seconds_count") == 2)
+            #expect(h.sample("kubeproxy_sync_full_proxy_rules_duration_seconds_count") == 1)
+            #expect(h.sample("kubeproxy_sync_partial_proxy_rules_duration_seconds_count") == 1)
+            #expect(h.sample("kubeproxy_sync_proxy_rules_last_timestamp_seconds") == wall.now.timeIntervalSince1970)
+            #expect(
+                h.sample("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds") == wall.now.timeIntervalSince1970)
+            let applied = await h.ruleset
+            #expect(h.sample("switchboard_ruleset_elements") == Double(applied.elementCount))
+            #expect(h.sample("switchboard_ruleset_chains") == Double(applied.chainCount))
+        }
+    }
+
+    @Test func theControllerStopsOnCancellationAndLeavesTheRules() async throws {
+        let h = ControllerHarness()
+        try await h.run { try await h.start() }
+        #expect(await h.ruleset == Objects.desired(Objects.initial))
+        #expect(await h.fake.applyCount == 1)
+    }
+
+    @Test func aFailingSourceStopsTheController() async throws {
+        struct Broken: Error {}
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: SourceEvent.self)
+        let h = ControllerHarness()
+        let controller = Controller(
+            source: stream, backend: h.backend, node: Objects.context, minSyncPeriod: .zero, clock: h.clock,
+            metrics: h.metrics, health: h.health, logger: quietLogger())
+        continuation.finish(throwing: Broken())
+        await #expect(throws: Broken.self) {
+            try await withDeadline("the controller to stop") { try await controller.run() }
+        }
+    }
+
+    @Test func aFinishedSourceKeepsThePeriodicSync() async throws {
+        let h = ControllerHarness()
+        try await h.run {
+            try await h.start()
+            h.source.finish()
+            try await eventually("the periodic timer") { h.clock.nextDeadline != nil }
+            h.clock.advance(by: .seconds(30))
+            #expect(try await h.nextReport().kind == .full)
+        }
+    }
+}
+
+@Suite struct ClusterTrackerTests {
+    @Test func initializedOnlyAfterEveryKind() {
+        var tracker = ClusterTracker(ignoreTriggersBefore: .distantPast)
+        let services = tracker.apply(.synced(.services, [Objects.web]))
+        #expect(services)
+        #expect(!tracker.isInitialized)
+        let slices = tracker.apply(.synced(.endpointSlices, []))
+        #expect(!slices)
+        let nodes = tracker.apply(.synced(.nodes, [Objects.node]))
+        #expect(nodes)
+        #expect(tracker.isInitialized)
+        #expect(tracker.dirty == [ObjectRef(namespace: "default", name: "web")])
+    }
+
+    @Test func objectsOfAnotherKindInAListAreIgnored() {
+        var tracker = ClusterTracker(ignoreTriggersBefore: .distantPast)
+        _ = tracker.apply(.synced(.services, [Objects.web, Objects.webSlice]))
+        #expect(tracker.state.slices.isEmpty)
+    }
+
+    @Test func aSliceWithoutAServiceChangesNothing() {
+        var tracker = ClusterTracker(ignoreTriggersBefore: .distantPast)
+        let orphan = KubeObject.endpointSlice(
+            EndpointSlice(ref: ObjectRef(namespace: "default", name: "x"), serviceName: nil))
+        let upserted = tracker.apply(.upsert(orphan))
+        let deleted = tracker.apply(.delete(orphan))
+        #expect(!upserted && !deleted)
+    }
+
+    @Test func theEarliestPendingTriggerTimeIsKept() {
+        let t0 = Date(timeIntervalSince1970: 1_000)
+        var tracker = ClusterTracker(ignoreTriggersBefore: t0)
+        _ = tracker.apply(.upsert(Objects.slice("s", service: "web", ["10.0.0.1"], triggeredAt: t0 + 5)))
+        _ = tracker.apply(.upsert(Objects.slice("s", service: "web", ["10.0.0.2"], triggeredAt: t0 + 9)))
+        _ = tracker.apply(.upsert(Objects.slice("old", service: "web", ["10.0.0.3"], triggeredAt: t0 - 1)))
+        let first = tracker.committed()
+        let second = tracker.committed()
+        #expect(first == [t0 + 5])
+        #expect(second == [])
+        #expect(tracker.dirty.isEmpty)
+    }
+}

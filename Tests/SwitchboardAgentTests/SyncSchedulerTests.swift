@@ -1,0 +1,175 @@
+import Testing
+
+@testable import SwitchboardAgent
+
+/// The scheduler as a table: each step is an event at a time (seconds since start) and the action expected.
+@Suite struct SyncSchedulerTests {
+    typealias Scheduler = SyncScheduler<ManualClock>
+    typealias Action = Scheduler.Action
+
+    enum Event: CustomStringConvertible {
+        case initialSyncDone
+        case changed
+        case tick
+        case finished(SyncKind, succeeded: Bool)
+
+        var description: String {
+            switch self {
+            case .initialSyncDone: "initialSyncDone"
+            case .changed: "changed"
+            case .tick: "tick"
+            case .finished(let kind, let ok): "finished(\(kind), \(ok ? "ok" : "failed"))"
+            }
+        }
+    }
+
+    struct Step: CustomStringConvertible {
+        var at: Double
+        var event: Event
+        var expect: Action
+        var description: String { "\(event) at \(at)s → \(expect)" }
+    }
+
+    static func s(_ at: Double, _ event: Event, _ expect: Action) -> Step { Step(at: at, event: event, expect: expect) }
+
+    static func at(_ seconds: Double) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(seconds)) }
+    static func syncAt(_ seconds: Double) -> Action { .syncAt(at(seconds)) }
+
+    /// Runs the steps in order with min 1 s, period 30 s unless given.
+    static func run(_ steps: [Step], min: Duration = .seconds(1), period: Duration = .seconds(30)) {
+        var scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period)
+        for (index, step) in steps.enumerated() {
+            let now = at(step.at)
+            let action: Action =
+                switch step.event {
+                case .initialSyncDone: scheduler.initialSyncDone(at: now)
+                case .changed: scheduler.changed(at: now)
+                case .tick: scheduler.tick(at: now)
+                case .finished(let kind, let ok): scheduler.syncFinished(kind, succeeded: ok, at: now)
+                }
+            #expect(action == step.expect, "step \(index): \(step)")
+        }
+    }
+
+    @Test func nothingBeforeTheInitialLists() {
+        Self.run([
+            Self.s(0, .changed, .wait),
+            Self.s(5, .changed, .wait),
+            Self.s(100, .tick, .wait),
+            Self.s(101, .initialSyncDone, .syncNow(.full)),
+        ])
+    }
+
+    @Test func theFirstSyncIsFullThenPeriodic() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0.5, .finished(.full, succeeded: true), Self.syncAt(30.5)),
+            Self.s(10, .tick, Self.syncAt(30.5)),
+            Self.s(30.5, .tick, .syncNow(.full)),
+            Self.s(31, .finished(.full, succeeded: true), Self.syncAt(61)),
+        ])
+    }
+
+    @Test func aChangeSyncsAtOnceWhenTheMinimumPeriodHasPassed() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: true), Self.syncAt(30)),
+            Self.s(5, .changed, .syncNow(.partial)),
+            Self.s(5.1, .finished(.partial, succeeded: true), Self.syncAt(30)),
+        ])
+    }
+
+    @Test func changesWithinTheMinimumPeriodAreBatched() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: true), Self.syncAt(30)),
+            Self.s(0.2, .changed, Self.syncAt(1)),
+            Self.s(0.5, .changed, Self.syncAt(1)),
+            Self.s(0.9, .tick, Self.syncAt(1)),
+            Self.s(1, .tick, .syncNow(.partial)),
+            Self.s(1.25, .finished(.partial, succeeded: true), Self.syncAt(30)),
+            // The minimum counts from the end of the last sync.
+            Self.s(1.5, .changed, Self.syncAt(2.25)),
+        ])
+    }
+
+    @Test func partialSyncsDoNotPostponeTheFullOne() {
+        // Steady churn: a partial sync every few seconds; the full sync still comes 30 s after the last one.
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: true), Self.syncAt(30)),
+            Self.s(10, .changed, .syncNow(.partial)),
+            Self.s(10, .finished(.partial, succeeded: true), Self.syncAt(30)),
+            Self.s(29.5, .changed, .syncNow(.partial)),
+            Self.s(29.5, .finished(.partial, succeeded: true), Self.syncAt(30.5)),
+            Self.s(30.5, .tick, .syncNow(.full)),
+            Self.s(30.5, .finished(.full, succeeded: true), Self.syncAt(60.5)),
+        ])
+    }
+
+    @Test func aChangeDueAfterThePeriodIsFull() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: true), Self.syncAt(30)),
+            Self.s(31, .changed, .syncNow(.full)),
+        ])
+    }
+
+    @Test func aFailureIsRetriedAsFullWithBackoff() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: true), Self.syncAt(30)),
+            Self.s(5, .changed, .syncNow(.partial)),
+            Self.s(5, .finished(.partial, succeeded: false), Self.syncAt(6)),
+            // Changes do not cut the backoff short.
+            Self.s(5.5, .changed, Self.syncAt(6)),
+            Self.s(6, .tick, .syncNow(.full)),
+            Self.s(6, .finished(.full, succeeded: false), Self.syncAt(8)),
+            Self.s(8, .tick, .syncNow(.full)),
+            Self.s(8, .finished(.full, succeeded: false), Self.syncAt(12)),
+            Self.s(12, .finished(.full, succeeded: false), Self.syncAt(20)),
+            Self.s(20, .finished(.full, succeeded: false), Self.syncAt(36)),
+            Self.s(36, .finished(.full, succeeded: false), Self.syncAt(66)),  // capped at syncPeriod
+            Self.s(66, .finished(.full, succeeded: false), Self.syncAt(96)),
+            // Success resets the backoff and restarts the period.
+            Self.s(96, .finished(.full, succeeded: true), Self.syncAt(126)),
+            Self.s(97, .changed, .syncNow(.partial)),
+            Self.s(97, .finished(.partial, succeeded: false), Self.syncAt(98)),
+        ])
+    }
+
+    @Test func aFailedInitialSyncIsRetried() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(0, .finished(.full, succeeded: false), Self.syncAt(1)),
+            Self.s(1, .tick, .syncNow(.full)),
+            Self.s(1, .finished(.full, succeeded: true), Self.syncAt(31)),
+        ])
+    }
+
+    @Test func withoutAMinimumPeriodChangesSyncImmediatelyAndFailuresStillBackOff() {
+        Self.run(
+            [
+                Self.s(0, .initialSyncDone, .syncNow(.full)),
+                Self.s(0, .finished(.full, succeeded: true), Self.syncAt(10)),
+                Self.s(0, .changed, .syncNow(.partial)),
+                Self.s(0, .finished(.partial, succeeded: true), Self.syncAt(10)),
+                Self.s(0, .changed, .syncNow(.partial)),
+                Self.s(0, .finished(.partial, succeeded: false), Self.syncAt(1)),
+                Self.s(1, .finished(.full, succeeded: false), Self.syncAt(3)),
+            ], min: .zero, period: .seconds(10))
+    }
+
+    @Test(arguments: [
+        (Duration.seconds(1), Duration.seconds(30), [1, 2, 4, 8, 16, 30, 30]),
+        (.milliseconds(500), .seconds(3), [0.5, 1, 2, 3, 3]),
+        (.zero, .seconds(30), [1, 2, 4]),
+        (.zero, .milliseconds(200), [0.2, 0.2]),
+        (.seconds(5), .seconds(5), [5, 5]),
+    ])
+    func retryDelays(min: Duration, period: Duration, expected: [Double]) {
+        let scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period)
+        let delays = (1...expected.count).map { scheduler.retryDelay(afterFailures: $0) }
+        #expect(delays == expected.map { Duration.milliseconds(Int64($0 * 1000)) })
+    }
+}
