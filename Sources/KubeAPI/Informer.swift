@@ -1,0 +1,179 @@
+import SwitchboardCore
+
+/// What an informer tells its consumer.
+public enum InformerEvent: Hashable, Sendable {
+    /// The complete current set, after the first list and after every re-list: replace the whole view (objects
+    /// missing here were deleted while the watch was down).
+    case synced([KubeObject])
+    /// An object was added or changed.
+    case upsert(KubeObject)
+    /// An object is gone, or changed into something that no longer decodes (then `.diagnostics` follows).
+    case delete(KubeObject)
+    /// Objects were skipped or partly ignored; log them and count them. Never fatal.
+    case diagnostics([Diagnostic])
+    /// The list or watch failed and is retried after `retryIn`. For logs and metrics; no action needed.
+    /// (`error.isGone` is routine: the informer re-lists and a `.synced` follows.)
+    case interrupted(KubeAPIError, retryIn: Duration)
+}
+
+/// Tuning of an informer; the defaults suit an agent.
+public struct InformerOptions: Hashable, Sendable {
+    /// Objects per LIST request (`limit`); the API server pages from etcd, bounding each response.
+    public var pageSize: Int
+    /// Each watch asks the server to end it after a random time in this range (seconds), so that watches
+    /// spread over API servers as they come and go, as client-go does (5 to 10 minutes).
+    public var watchTimeoutSeconds: ClosedRange<Int>
+    /// Delay between failed attempts.
+    public var backoff: Backoff
+    /// A watch that stays up this long counts as healthy and resets `backoff`.
+    public var healthyWatchDuration: Duration
+
+    public init(
+        pageSize: Int = 500, watchTimeoutSeconds: ClosedRange<Int> = 300...600, backoff: Backoff = Backoff(),
+        healthyWatchDuration: Duration = .seconds(30)
+    ) {
+        precondition(pageSize >= 0 && watchTimeoutSeconds.lowerBound > 0, "InformerOptions: invalid values")
+        self.pageSize = pageSize
+        self.watchTimeoutSeconds = watchTimeoutSeconds
+        self.backoff = backoff
+        self.healthyWatchDuration = healthyWatchDuration
+    }
+}
+
+/// One resource's objects as a stream of changes: list, then watch, forever, surviving dropped connections,
+/// API server restarts and `410 Gone`.
+///
+/// ```swift
+/// for try await event in client.informer(for: .services) {
+///     switch event {
+///     case .synced(let all): state.replaceServices(all)
+///     case .upsert(let object): state.apply(object)
+///     case .delete(let object): state.remove(object)
+///     case .diagnostics(let diagnostics): log(diagnostics); metrics.invalid += diagnostics.count
+///     case .interrupted(let error, let delay): log(error, delay)
+///     }
+/// }
+/// ```
+///
+/// It is driven by its consumer: each `next()` performs the requests and waits it needs, in the caller's
+/// task. No task runs in the background, so cancelling the consuming task ends it promptly (the pending
+/// request or backoff sleep is cancelled and `next()` throws `CancellationError`); it never ends otherwise
+/// and throws nothing else: every failure is reported as `.interrupted` and retried (see `Reflector`).
+/// Iterate it once; a new iterator starts over with a list.
+public struct Informer: AsyncSequence, Sendable {
+    public typealias Element = InformerEvent
+
+    public let resource: KubeResource
+    public let options: InformerOptions
+    private let source: any ListWatcher
+
+    /// An informer over any `ListWatcher`; `KubeClient.informer(for:options:)` is the usual way to make one.
+    public init(source: some ListWatcher, resource: KubeResource, options: InformerOptions = InformerOptions()) {
+        self.source = source
+        self.resource = resource
+        self.options = options
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(informer: self)
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        private let informer: Informer
+        private var reflector: Reflector
+        private var pending: [InformerEvent] = []
+        private var pendingIndex = 0
+        private var delay: Duration = .zero
+        private var watch: WatchEventStream.AsyncIterator?
+        private var watchOpened = ContinuousClock.now
+        private var watchTimeout: Duration = .zero
+        private var random = SystemRandomNumberGenerator()
+
+        fileprivate init(informer: Informer) {
+            self.informer = informer
+            self.reflector = Reflector(
+                backoff: informer.options.backoff,
+                healthyAfter: informer.options.healthyWatchDuration)
+        }
+
+        public mutating func next() async throws -> InformerEvent? {
+            while true {
+                if pendingIndex < pending.count {
+                    defer { pendingIndex += 1 }
+                    return pending[pendingIndex]
+                }
+                pending.removeAll(keepingCapacity: true)
+                pendingIndex = 0
+                try Task.checkCancellation()
+                if delay > .zero {
+                    let wait = delay
+                    delay = .zero
+                    try await Task.sleep(for: wait)
+                }
+                if watch != nil {
+                    try await readWatch()
+                    continue
+                }
+                switch reflector.nextStep {
+                case .list:
+                    do {
+                        let result = try await informer.source.list(
+                            informer.resource,
+                            pageSize: informer.options.pageSize)
+                        pending = reflector.listed(result)
+                    } catch {
+                        try requestFailed(error, context: "list \(informer.resource)")
+                    }
+                case .watch(let version):
+                    let seconds = Int.random(in: informer.options.watchTimeoutSeconds, using: &random)
+                    do {
+                        let stream = try await informer.source.watch(
+                            informer.resource, from: version,
+                            timeoutSeconds: seconds)
+                        watch = stream.makeAsyncIterator()
+                        watchOpened = .now
+                        watchTimeout = .seconds(seconds)
+                    } catch {
+                        try requestFailed(error, context: "watch \(informer.resource)")
+                    }
+                }
+            }
+        }
+
+        /// Reads one event from the open watch and turns it into consumer events, or ends the watch.
+        private mutating func readWatch() async throws {
+            let event: WatchEvent?
+            do {
+                event = try await watch!.next()
+            } catch {
+                if Task.isCancelled || error is CancellationError { throw CancellationError() }
+                watchEnded(KubeAPIError.transport(error, context: "watch \(informer.resource)"))
+                return
+            }
+            guard let event else {
+                // A body stream cancelled with its task ends quietly; don't mistake that for the server's end.
+                if Task.isCancelled { throw CancellationError() }
+                watchEnded(nil)
+                return
+            }
+            let (events, failure) = reflector.received(event)
+            pending = events
+            if let failure { watchEnded(failure) }
+        }
+
+        private mutating func watchEnded(_ error: KubeAPIError?) {
+            watch = nil
+            delay = reflector.watchEnded(
+                openFor: watchOpened.duration(to: .now), requested: watchTimeout,
+                error: error, using: &random)
+            if let error { pending.append(.interrupted(error, retryIn: delay)) }
+        }
+
+        private mutating func requestFailed(_ error: any Error, context: String) throws {
+            if Task.isCancelled || error is CancellationError { throw CancellationError() }
+            let error = KubeAPIError.transport(error, context: context)
+            delay = reflector.requestFailed(error, using: &random)
+            pending.append(.interrupted(error, retryIn: delay))
+        }
+    }
+}

@@ -1,0 +1,277 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SwitchboardCore
+
+/// The Kubernetes API, read-only, as a node proxy needs it: discovery, paginated lists, watches and
+/// informers, over one shared `HTTPClient` (one connection pool; with HTTP/2, all watches share a connection).
+///
+/// ```swift
+/// try await KubeClient.withClient(config: .load(kubeconfigPath: path)) { client in
+///     let version = try await client.endpointSliceVersion()          // .v1, or .v1beta1 before 1.21
+///     try await withThrowingDiscardingTaskGroup { group in
+///         group.addTask { for try await event in client.informer(for: .services) { ... } }
+///         group.addTask { for try await event in client.informer(for: .endpointSlices(version)) { ... } }
+///         group.addTask { for try await event in client.informer(for: .node(named: nodeName)) { ... } }
+///     }
+/// }
+/// ```
+///
+/// Owning a client directly is fine too, but then `shutdown()` must be awaited before it is released (the
+/// connection pool is not torn down implicitly). Requests authenticate with the config's token (re-reading a
+/// token file every minute and after a 401, retrying once) and/or client certificate, verify TLS against the
+/// config's CA, and never follow redirects (the token must not travel to another host). One-shot calls throw
+/// `KubeAPIError` (or `CancellationError`).
+public final class KubeClient: ListWatcher {
+    public let config: KubeConfig
+    public let options: Options
+    private let http: HTTPClient
+    private let tokens: BearerTokenSource?
+
+    public struct Options: Hashable, Sendable {
+        /// How long a request may take until the response head arrives.
+        public var requestTimeout: Duration
+        /// How long a response may stay silent before the connection counts as dead. Watches are quiet when
+        /// nothing changes, so this must exceed the longest watch timeout (10 min by default); it is what
+        /// notices a connection that died without a FIN or RST.
+        public var readTimeout: Duration
+        /// The largest non-streamed response accepted (one LIST page, discovery).
+        public var maximumResponseBytes: Int
+        public var userAgent: String
+
+        public init(
+            requestTimeout: Duration = .seconds(60), readTimeout: Duration = .seconds(660),
+            maximumResponseBytes: Int = 256 << 20, userAgent: String = "switchboard"
+        ) {
+            self.requestTimeout = requestTimeout
+            self.readTimeout = readTimeout
+            self.maximumResponseBytes = maximumResponseBytes
+            self.userAgent = userAgent
+        }
+    }
+
+    /// Validates the TLS material (throws a `.config` error for bad PEM) and starts the connection pool.
+    public init(config: KubeConfig, options: Options = Options()) throws(KubeAPIError) {
+        guard config.server.hasPrefix("https://") || config.server.hasPrefix("http://") else {
+            throw KubeAPIError.config("server \(config.server) is not an http(s) URL", config.source)
+        }
+        var configuration = HTTPClient.Configuration()
+        if config.server.hasPrefix("https://") {
+            configuration.tlsConfiguration = try config.tlsConfiguration()
+        }
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(options.readTimeout.nanoseconds))
+        self.config = config
+        self.options = options
+        self.tokens = BearerTokenSource(config.credentials, source: config.source)
+        self.http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }
+
+    /// Creates a client, runs `body` with it and shuts it down, whether `body` returns or throws.
+    public static func withClient<Result>(
+        config: KubeConfig, options: Options = Options(), _ body: (KubeClient) async throws -> Result
+    ) async throws -> Result {
+        let client = try KubeClient(config: config, options: options)
+        let result: Result
+        do {
+            result = try await body(client)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return result
+    }
+
+    /// Closes the connection pool; in-flight requests fail. Call once, after every informer has ended.
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    /// An informer for `resource`: list, then watch, forever (see `Informer`).
+    public func informer(for resource: KubeResource, options: InformerOptions = InformerOptions()) -> Informer {
+        Informer(source: self, resource: resource, options: options)
+    }
+
+    // MARK: - Discovery
+
+    /// The EndpointSlice version to read: `v1` where the server serves it (1.21+), else `v1beta1`.
+    /// Throws `isNotFound` on servers without the `discovery.k8s.io` group (before 1.17).
+    public func endpointSliceVersion() async throws -> EndpointSliceVersion {
+        let path = "/apis/discovery.k8s.io"
+        let group = try await getJSON(path)
+        guard case .array(let versions) = group["versions"] ?? .null else {
+            throw KubeAPIError(
+                kind: .invalidResponse, message: "APIGroup without versions: \(group)",
+                context: "GET \(path)")
+        }
+        let served = Set(versions.compactMap { $0["version"]?.stringValue })
+        for candidate in EndpointSliceVersion.allCases where served.contains(candidate.rawValue) {
+            return candidate
+        }
+        throw KubeAPIError(
+            kind: .invalidResponse,
+            message: "discovery.k8s.io serves \(served.sorted()), none of which Switchboard reads",
+            context: "GET \(path)")
+    }
+
+    /// The server's `gitVersion`, e.g. `v1.20.2`, for logs.
+    public func serverVersion() async throws -> String {
+        let info = try await getJSON("/version")
+        guard let version = info["gitVersion"]?.stringValue else {
+            throw KubeAPIError(kind: .invalidResponse, message: "no gitVersion in \(info)", context: "GET /version")
+        }
+        return version
+    }
+
+    /// GET any API path (with its query) and parse the JSON answer.
+    public func get(_ pathAndQuery: String) async throws -> JSONValue {
+        try await getJSON(pathAndQuery)
+    }
+
+    // MARK: - List and watch
+
+    /// Every object of `resource`, `pageSize` per request (`limit`/`continue`; 0 = unpaged), with the
+    /// list's resourceVersion. Malformed objects come back as items with diagnostics, not as errors.
+    ///
+    /// Lists are served from etcd (no `resourceVersion=0`, which would ignore `limit` on older servers), so
+    /// the result is current. If a continue token expires mid-way (a very slow list), it starts over unpaged.
+    public func list(_ resource: KubeResource, pageSize: Int = 500) async throws -> ListResult {
+        var items: [DecodedObject] = []
+        var pages = 0
+        var limit = pageSize
+        var token: String?
+        var restarted = false
+        while true {
+            var query = selectorQuery(resource)
+            if limit > 0 { query.append(("limit", String(limit))) }
+            if let token { query.append(("continue", token)) }
+            let path = resource.path + QueryString.make(query)
+            let page: JSONValue
+            do {
+                page = try await getJSON(path)
+            } catch let error as KubeAPIError where error.isGone && token != nil && !restarted {
+                items = []
+                pages = 0
+                limit = 0
+                token = nil
+                restarted = true
+                continue
+            }
+            pages += 1
+            let source = "list \(resource.path)"
+            switch page["items"] ?? .null {
+            case .array(let raw):
+                items += raw.map { DecodedObject.decode($0, resource: resource, source: source) }
+            case .null:
+                break
+            case let other:
+                throw KubeAPIError(
+                    kind: .invalidResponse, message: "list items is \(other.typeName)",
+                    context: "GET \(path)")
+            }
+            let metadata = page["metadata"] ?? .null
+            if let next = metadata["continue"]?.stringValue, !next.isEmpty {
+                token = next
+                continue
+            }
+            guard let version = metadata["resourceVersion"]?.stringValue, !version.isEmpty else {
+                throw KubeAPIError(
+                    kind: .invalidResponse, message: "list without metadata.resourceVersion",
+                    context: "GET \(path)")
+            }
+            return ListResult(items: items, resourceVersion: version, pageCount: pages)
+        }
+    }
+
+    /// Opens a watch of `resource` from `resourceVersion`, with bookmarks; the server ends it after
+    /// `timeoutSeconds` (capped below `options.readTimeout`, which would otherwise cut a quiet watch).
+    /// Returns once the server has accepted it; the events stream in as the caller iterates.
+    public func watch(
+        _ resource: KubeResource, from resourceVersion: String, timeoutSeconds: Int = 300
+    )
+        async throws -> WatchEventStream
+    {
+        let cap = max(1, Int(options.readTimeout.components.seconds) - 30)
+        var query = selectorQuery(resource)
+        query += [
+            ("watch", "1"), ("allowWatchBookmarks", "true"), ("resourceVersion", resourceVersion),
+            ("timeoutSeconds", String(min(max(timeoutSeconds, 1), cap))),
+        ]
+        let path = resource.path + QueryString.make(query)
+        let response = try await send(path)
+        let chunks = response.body.map { Array($0.readableBytesView) }
+        return WatchEventStream(resource: resource, source: "watch \(resource.path)", chunks: chunks)
+    }
+
+    private func selectorQuery(_ resource: KubeResource) -> [(String, String)] {
+        var query: [(String, String)] = []
+        if let selector = resource.labelSelector, !selector.isEmpty { query.append(("labelSelector", selector)) }
+        if let selector = resource.fieldSelector, !selector.isEmpty { query.append(("fieldSelector", selector)) }
+        return query
+    }
+
+    // MARK: - HTTP
+
+    private func getJSON(_ pathAndQuery: String) async throws -> JSONValue {
+        let response = try await send(pathAndQuery)
+        let context = "GET \(pathAndQuery)"
+        let body: ByteBuffer
+        do {
+            body = try await response.body.collect(upTo: options.maximumResponseBytes)
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw KubeAPIError.transport(error, context: context)
+        }
+        do {
+            return try JSONValue(jsonData: Data(body.readableBytesView))
+        } catch {
+            throw KubeAPIError(kind: .invalidResponse, message: "response is not JSON: \(error)", context: context)
+        }
+    }
+
+    /// GETs `pathAndQuery`, returning the response of a 2xx answer with its body still to read, and throwing
+    /// the server's `Status` for anything else. A 401 with a token file re-reads the file and retries once:
+    /// the kubelet may have rotated the token since it was last read.
+    private func send(_ pathAndQuery: String) async throws -> HTTPClientResponse {
+        let context = "GET \(pathAndQuery)"
+        var attempt = 0
+        while true {
+            attempt += 1
+            var request = HTTPClientRequest(url: config.server + pathAndQuery)
+            request.method = .GET
+            request.headers.add(name: "Accept", value: "application/json")
+            request.headers.add(name: "User-Agent", value: options.userAgent)
+            if let tokens {
+                request.headers.add(name: "Authorization", value: "Bearer \(try tokens.token())")
+            }
+            let response: HTTPClientResponse
+            do {
+                let timeout = TimeAmount.nanoseconds(options.requestTimeout.nanoseconds)
+                response = try await http.execute(request, deadline: .now() + timeout)
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                throw KubeAPIError.transport(error, context: context)
+            }
+            let status = Int(response.status.code)
+            if (200..<300).contains(status) { return response }
+            let body = (try? await response.body.collect(upTo: 1 << 20)).map { [UInt8]($0.readableBytesView) } ?? []
+            let error = KubeAPIError.fromResponse(status: status, body: body, context: context)
+            if error.isUnauthorized, let tokens {
+                tokens.refused()
+                if tokens.canRefresh && attempt == 1 { continue }
+            }
+            throw error
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating (for NIO's `TimeAmount`).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : product + attoseconds / 1_000_000_000
+    }
+}
