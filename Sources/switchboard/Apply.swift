@@ -12,6 +12,8 @@ struct Apply: AsyncParsableCommand {
     @OptionGroup var input: InputOptions
     @OptionGroup var node: NodeOptions
 
+    func validate() throws { try input.requireFiles() }
+
     func run() async throws {
         let (result, context) = try compileInput(input, node)
         let kernel: KernelNFTables

@@ -1,20 +1,26 @@
 import ArgumentParser
 import Foundation
 import NFTModel
+import KubeAPI
 import Netfilter
+import SwitchboardAgent
 import SwitchboardCore
 
 struct Diff: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare the ruleset the input compiles to with the live kernel or a saved ruleset.",
         discussion: """
-            Exits 0 when they are equal, 1 when they differ, 2 on error. --against takes a saved
-            listing in nft's JSON form (`nft -j list ruleset > FILE`); only Switchboard's tables in it are
-            compared.
+            Exits 0 when they are equal, 1 when they differ, 2 on error. The input is manifests (-f) or
+            the cluster (--kubeconfig: Services, EndpointSlices and this node's Node, listed once: the
+            dry run before switching a node over). --against takes a saved listing in nft's JSON form
+            (`nft -j list ruleset > FILE`); only Switchboard's tables in it are compared.
             """)
 
     @OptionGroup var input: InputOptions
     @OptionGroup var node: NodeOptions
+
+    @Option(name: .customLong("kubeconfig"), help: "Read the cluster through this kubeconfig instead of -f files.")
+    var kubeconfig: String?
 
     @Option(name: .customLong("against"), help: "A saved ruleset (nft -j list ruleset) instead of the live kernel.")
     var against: String?
@@ -25,8 +31,13 @@ struct Diff: AsyncParsableCommand {
     @Flag(name: .customLong("no-color"), help: "Never colour the diff.")
     var noColor = false
 
+    func validate() throws {
+        if kubeconfig == nil { try input.requireFiles() }
+        if kubeconfig != nil && !input.files.isEmpty { throw ValidationError("use either -f or --kubeconfig") }
+    }
+
     func run() async throws {
-        let (result, context) = try compileInput(input, node)
+        let (result, context) = try await compileSource()
         let current: Ruleset
         let currentName: String
         if let against {
@@ -55,5 +66,26 @@ struct Diff: AsyncParsableCommand {
         let colour = !noColor && isatty(STDOUT_FILENO) == 1
         print(diff.render(oldName: currentName, newName: "desired", colour: colour), terminator: "")
         throw ExitCode(diff.isEmpty ? 0 : 1)
+    }
+
+    private func compileSource() async throws -> (CompileResult, NodeContext) {
+        guard let kubeconfig else { return try compileInput(input, node) }
+        let context = try node.nodeContext()
+        let snapshot: (objects: [KubeObject], diagnostics: [Diagnostic])
+        do {
+            let client = try KubeClient(config: KubeConfig.load(kubeconfigPath: kubeconfig))
+            do {
+                snapshot = try await client.snapshot(nodeName: context.nodeName)
+                try await client.shutdown()
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+        } catch {
+            throw CLIError("reading the cluster: \(error)")
+        }
+        let result = compile(ClusterState(snapshot.objects), for: context)
+        printDiagnostics(snapshot.diagnostics + result.diagnostics)
+        return (result, context)
     }
 }

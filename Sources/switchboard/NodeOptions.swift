@@ -58,7 +58,8 @@ struct InputOptions: ParsableArguments {
             help: "A manifest file, a directory of manifests, or - for standard input (repeatable).")
     var files: [String] = []
 
-    func validate() throws {
+    /// Commands that read only files call this from their own `validate()`.
+    func requireFiles() throws {
         if files.isEmpty { throw ValidationError("at least one -f FILE is required") }
     }
 

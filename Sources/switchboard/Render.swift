@@ -10,6 +10,8 @@ struct Render: ParsableCommand {
     @OptionGroup var input: InputOptions
     @OptionGroup var node: NodeOptions
 
+    func validate() throws { try input.requireFiles() }
+
     func run() throws {
         let (result, _) = try compileInput(input, node)
         print(result.ruleset.script, terminator: "")

@@ -64,10 +64,11 @@ enum Manifest {
 
     static func slice(
         _ name: String, namespace: String = "default", service: String, addressType: String = "IPv4",
+        apiVersion: String = "discovery.k8s.io/v1",
         ports: [(name: String, proto: String, port: Int)], endpoints: [EndpointEntry]
     ) -> String {
         var out = """
-            apiVersion: discovery.k8s.io/v1
+            apiVersion: \(apiVersion)
             kind: EndpointSlice
             metadata:
               name: \(name)
@@ -83,7 +84,10 @@ enum Manifest {
         for e in endpoints {
             out += "- addresses: [\"\(e.address)\"]\n"
             if let ready = e.ready { out += "  conditions: {ready: \(ready)}\n" }
-            if let node = e.nodeName { out += "  nodeName: \(node)\n" }
+            if let node = e.nodeName {
+                out += apiVersion.hasSuffix("v1beta1")
+                    ? "  topology: {kubernetes.io/hostname: \(node)}\n" : "  nodeName: \(node)\n"
+            }
         }
         if endpoints.isEmpty { out = out.replacingOccurrences(of: "endpoints:\n", with: "endpoints: []\n") }
         return out

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import KubeAPI
+import Logging
+import NFTModel
+import Netfilter
+import SwitchboardAgent
+import SwitchboardCore
+
+/// `switchboard run`: the node agent, in place of kube-proxy, with kube-proxy's flags.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the node agent: watch the API server and keep this node's rules in sync.",
+        discussion: """
+            Lists and watches Services, EndpointSlices and this node's Node, and applies every change as
+            one atomic nftables transaction (no more often than --min-sync-period, and a full sync that
+            repairs drift at least every --sync-period). Rules stay in place when the agent stops.
+            Without --kubeconfig the in-cluster service account is used.
+            """)
+
+    @Option(name: .customLong("kubeconfig"), help: "Path to a kubeconfig (default: in-cluster service account).")
+    var kubeconfig: String?
+
+    @OptionGroup var node: NodeOptions
+
+    @Option(name: .customLong("min-sync-period"), help: "Minimum interval between syncs (Go duration, default 1s).")
+    var minSyncPeriod = "1s"
+
+    @Option(name: .customLong("sync-period"), help: "Maximum interval between full syncs (Go duration, default 30s).")
+    var syncPeriod = "30s"
+
+    @Option(name: .customLong("healthz-bind-address"), help: "Address of /healthz and /livez (\"\" to disable).")
+    var healthzBindAddress = "0.0.0.0:10256"
+
+    @Option(name: .customLong("metrics-bind-address"), help: "Address of /metrics and /proxyMode (\"\" to disable).")
+    var metricsBindAddress = "127.0.0.1:10249"
+
+    @Option(name: .customLong("proxy-mode"), help: "Accepted for compatibility; only \"nftables\" is valid.")
+    var proxyMode: String?
+
+    @Option(name: [.customShort("v"), .customLong("v")], help: "Log verbosity, as kube-proxy's -v (0-10).")
+    var verbosity = 0
+
+    func validate() throws {
+        _ = try agentConfiguration()
+        if let proxyMode, !proxyMode.isEmpty, proxyMode != "nftables" {
+            throw ValidationError("--proxy-mode \(proxyMode): Switchboard only implements \"nftables\"")
+        }
+    }
+
+    func agentConfiguration() throws -> AgentConfiguration {
+        guard let min = GoDuration.parse(minSyncPeriod) else { throw ValidationError("--min-sync-period: invalid duration \"\(minSyncPeriod)\"") }
+        guard let max = GoDuration.parse(syncPeriod), max > .zero else { throw ValidationError("--sync-period: invalid duration \"\(syncPeriod)\"") }
+        func address(_ text: String, _ port: Int, _ flag: String) throws -> BindAddress? {
+            if text.isEmpty { return nil }
+            guard let a = BindAddress(text, defaultPort: port) else { throw ValidationError("\(flag): invalid address \"\(text)\"") }
+            return a
+        }
+        let configuration = AgentConfiguration(
+            minSyncPeriod: min, syncPeriod: max,
+            healthzBindAddress: try address(healthzBindAddress, 10256, "--healthz-bind-address"),
+            metricsBindAddress: try address(metricsBindAddress, 10249, "--metrics-bind-address"))
+        if let problem = configuration.problem { throw ValidationError(problem) }
+        return configuration
+    }
+
+    func run() async throws {
+        let level: Logger.Level = verbosity >= 4 ? .debug : verbosity >= 2 ? .info : .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "switchboard")
+        let context = try node.nodeContext()
+        let configuration = try agentConfiguration()
+        let client: KubeClient
+        let source: KubeClusterSource
+        let backend: KernelNFTables
+        do {
+            let config = try kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
+                ?? KubeConfig.inCluster()
+            client = try KubeClient(config: config)
+            source = try await KubeClusterSource(client: client, nodeName: context.nodeName, logger: logger)
+            backend = try KernelNFTables()
+        } catch {
+            throw CLIError("starting: \(error)")
+        }
+        logger.notice("switchboard \(Switchboard.version) starting", metadata: [
+            "node": "\(context.nodeName)", "healthz": "\(configuration.healthzBindAddress.map(\.description) ?? "off")",
+            "metrics": "\(configuration.metricsBindAddress.map(\.description) ?? "off")",
+        ])
+        let agent = Agent(source: source.events, backend: backend, node: context, configuration: configuration, logger: logger)
+        do {
+            try await agent.run(with: [source])
+        } catch {
+            try? await client.shutdown()
+            throw CLIError("agent stopped: \(error)")
+        }
+        try? await client.shutdown()
+        logger.notice("switchboard stopped; rules left in place")
+    }
+}

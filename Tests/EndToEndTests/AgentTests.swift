@@ -1,0 +1,278 @@
+import Foundation
+import SwitchboardTesting
+import Testing
+
+/// The real control plane of ../shared/k8s (kube-apiserver v1.20.2 + etcd), started inside the node's
+/// namespace so the agent reaches it at 127.0.0.1, as its README describes.
+struct ControlPlane {
+    let directory: URL
+    let namespace: String
+
+    static var upScript: String? {
+        if let path = ProcessInfo.processInfo.environment["SWITCHBOARD_K8S_UP"], FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        return nil
+    }
+
+    static var unavailableReason: String? {
+        if upScript == nil { return "SWITCHBOARD_K8S_UP is not set to ../shared/k8s/up.sh" }
+        if Shell.which("kubectl") == nil || Shell.which("etcd") == nil { return "kubectl or etcd missing" }
+        return nil
+    }
+
+    static func start(in namespace: String) async throws -> ControlPlane {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-k8s-\(UUID().uuidString.prefix(8))")
+        let up = try await Shell.run(closingInheritedDescriptors([upScript!, dir.path, namespace]), timeout: .seconds(120))
+        guard up.succeeded else {
+            _ = try? await Shell.run([downScript, dir.path])
+            throw ShellError(code: .failed, command: up.command, message: up.stderr, status: up.status)
+        }
+        return ControlPlane(directory: dir, namespace: namespace)
+    }
+
+    static var downScript: String { URL(fileURLWithPath: upScript!).deletingLastPathComponent().appendingPathComponent("down.sh").path }
+
+    func stop() async {
+        _ = try? await Shell.run([Self.downScript, directory.path])
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var adminKubeconfig: String { directory.appendingPathComponent("kubeconfig").path }
+    var nodeKubeconfig: String { directory.appendingPathComponent("node.kubeconfig").path }
+
+    @discardableResult
+    func kubectl(_ args: [String], input: String? = nil) async throws -> ShellResult {
+        try await Shell.run(["kubectl", "--kubeconfig", adminKubeconfig] + args, in: namespace, input: input, timeout: .seconds(60)).checked()
+    }
+
+    func apply(_ manifests: [String]) async throws {
+        try await kubectl(["apply", "-f", "-"], input: Manifest.stream(manifests))
+    }
+
+    func restartAPIServer(pause seconds: Int) throws -> BackgroundProcess {
+        let script = URL(fileURLWithPath: Self.upScript!).deletingLastPathComponent().appendingPathComponent("restart-apiserver.sh").path
+        return try Shell.start(Self.closingInheritedDescriptors([script, directory.path, String(seconds)]))
+    }
+
+    /// `arguments`, run with every descriptor above stderr closed: up.sh and restart-apiserver.sh leave
+    /// etcd and the API server running with the pipes Foundation's `Process` gave the script, and
+    /// `Process` only sees the script's exit once every holder has closed them.
+    static func closingInheritedDescriptors(_ arguments: [String]) -> [String] {
+        let close = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
+        return ["bash", "-c", close, "bash"] + arguments
+    }
+}
+
+/// `switchboard run` against the real kube-apiserver, in a node namespace, with real traffic.
+@Suite(
+    "End to end: the node agent against a real kube-apiserver",
+    .serialized,
+    .enabled(if: SB.available && ControlPlane.unavailableReason == nil,
+             "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP")
+)
+struct AgentTests {
+    static let topology = Topology.Builder()
+        .node("n1").backend("b1", on: "n1").backend("b2", on: "n1").client("c1", attachedTo: "n1")
+
+    private func startAgent(_ net: Topology, _ plane: ControlPlane, kubeconfig: String? = nil) throws -> BackgroundProcess {
+        let agent = try Shell.start([
+            SwitchboardBinary.path!, "run", "--kubeconfig", kubeconfig ?? plane.nodeKubeconfig, "--hostname-override", "n1",
+            "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "100ms", "--sync-period", "2s", "--v", "2",
+        ], in: net.node("n1").namespace)
+        net.adopt(agent)
+        return agent
+    }
+
+    private func service(_ name: String, ip: String) -> String {
+        Manifest.service(name, clusterIPs: [ip], ports: [.init(name: "http", port: 80, targetPort: "8080")])
+    }
+
+    private func slice(_ name: String, service: String, _ net: Topology, _ backends: [String]) -> String {
+        Manifest.slice(name, service: service, apiVersion: "discovery.k8s.io/v1beta1", ports: [("http", "TCP", 8080)],
+                       endpoints: backends.map { .init(address: net.backend($0).ipv4) })
+    }
+
+    /// Polls until `check` holds or `deadline` passes; returns the time it took, or nil.
+    private func eventually(within deadline: Duration, _ check: () async throws -> Bool) async throws -> Duration? {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < deadline {
+            if try await check() { return ContinuousClock.now - start }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// The backend that answered, or nil when the request failed. A client process that could not be
+    /// run or observed (a harness problem, not a network outcome) is retried once.
+    private func reply(_ net: Topology, _ vip: String, port: Int = 41000) async throws -> String? {
+        do {
+            return try await net.request(from: "c1", to: vip, port: 80, proto: .tcp, sourcePort: port,
+                                         timeout: .milliseconds(300)).reply
+        } catch {
+            print("agent test: client process problem (retrying once): \(String(describing: error).prefix(200))")
+            return try await net.request(from: "c1", to: vip, port: 80, proto: .tcp, sourcePort: port,
+                                         timeout: .milliseconds(300)).reply
+        }
+    }
+
+    @Test("Services through the API: create, move, delete; API restart, agent restart, drift repair, healthz, metrics")
+    func agentScenario() async throws {
+        try await withTopology(Self.topology) { net in
+            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
+            do {
+                try await scenario(net, plane)
+            } catch {
+                await plane.stop()
+                throw error
+            }
+            await plane.stop()
+        }
+    }
+
+    private func scenario(_ net: Topology, _ plane: ControlPlane) async throws {
+        for b in ["b1", "b2"] { try await net.startServer(on: b, proto: .tcp, port: 8080) }
+        try await plane.apply([SB.nodeManifest(net)])
+        var agent = try startAgent(net, plane)
+        let ns = net.node("n1").namespace
+
+        // 1. A Service created through the API answers.
+        let start = ContinuousClock.now
+        try await plane.apply([service("web", ip: "10.96.0.10"), slice("web-1", service: "web", net, ["b1"])])
+        let created = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
+        #expect(created != nil, "the Service never answered")
+        print("agent: kubectl apply → first successful request: \(ContinuousClock.now - start)")
+
+        // 2. An EndpointSlice update moves traffic.
+        try await plane.apply([slice("web-1", service: "web", net, ["b2"])])
+        let moved = try await eventually(within: .seconds(10)) { try await reply(net, "10.96.0.10", port: 41001) == "b2" }
+        #expect(moved != nil, "traffic did not move to b2")
+        print("agent: EndpointSlice update → traffic moved: \(moved.map { "\($0)" } ?? "never")")
+
+        // 3. healthz and metrics over HTTP.
+        let healthz = try await Shell.run(["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "http://127.0.0.1:10256/healthz"], in: ns)
+        #expect(healthz.stdout == "200")
+        #expect(healthz.stderr.contains("\"lastUpdated\"") && healthz.stderr.contains("\"currentTime\""))
+        let metrics = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: ns).checked().stdout
+        for name in ["kubeproxy_sync_proxy_rules_duration_seconds", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                     "kubeproxy_network_programming_duration_seconds", "switchboard_sync_total"] {
+            #expect(metrics.contains(name), "\(name) missing from /metrics")
+        }
+        #expect(try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/proxyMode"], in: ns).stdout == "nftables")
+
+        // 4. The API server goes away and comes back: traffic never stops; changes apply after.
+        let restart = try plane.restartAPIServer(pause: 2)
+        var failures = 0
+        for i in 0..<15 {
+            if try await reply(net, "10.96.0.10", port: 41100 + i) != "b2" { failures += 1 }
+            try await Task.sleep(for: .milliseconds(150))
+        }
+        _ = await restart.wait()
+        #expect(failures == 0, "\(failures) requests failed while the API server was down")
+        let back = ContinuousClock.now
+        try await plane.apply([slice("web-1", service: "web", net, ["b1"])])
+        let afterRestart = try await eventually(within: .seconds(30)) { try await reply(net, "10.96.0.10", port: 41002) == "b1" }
+        #expect(afterRestart != nil, "a change after the API server's return never applied")
+        print("agent: API server back → change applied: \(ContinuousClock.now - back)")
+
+        // 5. The agent is killed: traffic keeps flowing; on restart it resyncs without a gap.
+        #expect(agent.signal(SIGKILL))
+        _ = await agent.wait()
+        for i in 0..<5 { #expect(try await reply(net, "10.96.0.10", port: 41200 + i) == "b1", "traffic stopped with the agent") }
+        agent = try startAgent(net, plane)
+        for i in 0..<10 {
+            #expect(try await reply(net, "10.96.0.10", port: 41300 + i) == "b1", "traffic stopped while the agent restarted")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+
+        // 6. Our table flushed by hand: restored within syncPeriod (2 s).
+        try await Shell.run(["nft", "flush", "table", "ip", "switchboard"], in: ns).checked()
+        #expect(try await reply(net, "10.96.0.10", port: 41400) == nil, "the flush did not take effect")
+        let repaired = try await eventually(within: .seconds(8)) { try await reply(net, "10.96.0.10", port: 41401) == "b1" }
+        #expect(repaired != nil, "the flushed table was not restored")
+        print("agent: table flushed by hand → restored after \(repaired.map { "\($0)" } ?? "never")")
+
+        // 7. A deleted Service stops answering.
+        try await plane.kubectl(["delete", "service", "web"])
+        let deleted = try await eventually(within: .seconds(10)) { try await reply(net, "10.96.0.10", port: 41003) == nil }
+        #expect(deleted != nil, "the deleted Service still answers")
+
+        // Graceful stop leaves the rules in place.
+        try await plane.apply([service("kept", ip: "10.96.0.20"), slice("kept-1", service: "kept", net, ["b2"])])
+        _ = try await eventually(within: .seconds(10)) { try await reply(net, "10.96.0.20") == "b2" }
+        let status = await agent.stop(grace: .seconds(10))
+        #expect(status == ExitStatus(code: 0), "SIGTERM should stop the agent cleanly: \(status)")
+        #expect(try await reply(net, "10.96.0.20", port: 41500) == "b2", "rules were flushed on stop")
+    }
+
+    /// deploy/switchboard.yaml's ClusterRole is enough: the agent runs under a token bound only to it.
+    @Test("the agent runs under deploy/switchboard.yaml's ClusterRole and nothing more")
+    func rbacFromDeploy() async throws {
+        try await withTopology(Self.topology) { net in
+            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
+            do {
+                try await rbacScenario(net, plane)
+            } catch {
+                await plane.stop()
+                throw error
+            }
+            await plane.stop()
+        }
+    }
+
+    private func rbacScenario(_ net: Topology, _ plane: ControlPlane) async throws {
+        let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/switchboard.yaml").path
+        let documents = try String(contentsOfFile: deploy, encoding: .utf8).components(separatedBy: "\n---\n")
+        let rbac = documents.filter { $0.contains("kind: ClusterRole") || $0.contains("kind: ServiceAccount") }
+        #expect(rbac.count == 3, "ServiceAccount, ClusterRole, ClusterRoleBinding")
+        try await plane.apply(rbac)
+        // A token for the ServiceAccount's user name: no token controller runs here, so the token goes
+        // into the API server's static token file, and the API server is restarted to read it. RBAC
+        // then sees exactly the ServiceAccount, bound to nothing but deploy/'s ClusterRole.
+        let token = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let user = "system:serviceaccount:kube-system:switchboard"
+        let tokens = plane.directory.appendingPathComponent("tokens.csv")
+        let line = "\(token),\(user),switchboard-sa,\"system:serviceaccounts,system:serviceaccounts:kube-system\"\n"
+        let handle = try FileHandle(forWritingTo: tokens)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(line.utf8))
+        try handle.close()
+        let restart = try plane.restartAPIServer(pause: 0)
+        #expect(await restart.wait() == ExitStatus(code: 0))
+        let admin = try String(contentsOfFile: plane.adminKubeconfig, encoding: .utf8)
+        let kubeconfig = plane.directory.appendingPathComponent("switchboard.kubeconfig").path
+        let replaced = admin.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.trimmingCharacters(in: .whitespaces).hasPrefix("token:") ? "    token: \(token)" : String(line)
+        }.joined(separator: "\n")
+        try replaced.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+
+        // The role allows what the agent needs, and not more.
+        func kubectl(_ args: [String]) async throws -> ShellResult {
+            try await Shell.run(["kubectl", "--kubeconfig", kubeconfig] + args, in: plane.namespace)
+        }
+        #expect(try await kubectl(["get", "endpointslices", "-A"]).succeeded)
+        let secrets = try await kubectl(["get", "secrets", "-A"])
+        #expect(!secrets.succeeded && secrets.stderr.contains("forbidden"), "\(secrets.stderr)")
+        let write = try await kubectl(["create", "service", "clusterip", "x", "--tcp=80:80"])
+        #expect(!write.succeeded && write.stderr.contains("forbidden"), "\(write.stderr)")
+
+        try await net.startServer(on: "b1", proto: .tcp, port: 8080)
+        try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"), slice("web-1", service: "web", net, ["b1"])])
+        let agent = try startAgent(net, plane, kubeconfig: kubeconfig)
+        let answered = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
+        #expect(answered != nil, "the agent did not program the Service under the deploy ClusterRole")
+
+        // `diff --kubeconfig`: the operator's dry run lists the cluster once and compares with the
+        // kernel: equal to what the agent applied (exit 0), different once the cluster changed (exit 1).
+        let diffArgs = [SwitchboardBinary.path!, "diff", "--kubeconfig", kubeconfig, "--hostname-override", "n1",
+                        "--cluster-cidr", SB.clusterCIDRs]
+        let same = try await Shell.run(diffArgs, in: plane.namespace, timeout: .seconds(60))
+        #expect(same.status.code == 0, "\(same.stdout)\(same.stderr)")
+        _ = await agent.stop(grace: .seconds(10))
+        try await plane.apply([service("web2", ip: "10.96.0.11")])
+        let changed = try await Shell.run(diffArgs + ["--transaction"], in: plane.namespace, timeout: .seconds(60))
+        #expect(changed.status.code == 1, "\(changed.stderr)")
+        #expect(changed.stdout.contains("10.96.0.11 . tcp . 80 : goto reject-chain"), "\(changed.stdout)")
+    }
+}
