@@ -116,18 +116,23 @@ struct AgentTests {
         }
     }
 
-    @Test("Services through the API: create, move, delete; API restart, agent restart, drift repair, healthz, metrics")
-    func agentScenario() async throws {
+    /// A topology with the control plane in its node n1; both are gone afterwards, whatever happens.
+    private func withNodeAndControlPlane(_ body: (Topology, ControlPlane) async throws -> Void) async throws {
         try await withTopology(Self.topology) { net in
             let plane = try await ControlPlane.start(in: net.node("n1").namespace)
             do {
-                try await scenario(net, plane)
+                try await body(net, plane)
             } catch {
                 await plane.stop()
                 throw error
             }
             await plane.stop()
         }
+    }
+
+    @Test("Services through the API: create, move, delete; API restart, agent restart, drift repair, healthz, metrics")
+    func agentScenario() async throws {
+        try await withNodeAndControlPlane { net, plane in try await scenario(net, plane) }
     }
 
     private func scenario(_ net: Topology, _ plane: ControlPlane) async throws {
@@ -208,16 +213,7 @@ struct AgentTests {
     /// deploy/switchboard.yaml's ClusterRole is enough: the agent runs under a token bound only to it.
     @Test("the agent runs under deploy/switchboard.yaml's ClusterRole and nothing more")
     func rbacFromDeploy() async throws {
-        try await withTopology(Self.topology) { net in
-            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
-            do {
-                try await rbacScenario(net, plane)
-            } catch {
-                await plane.stop()
-                throw error
-            }
-            await plane.stop()
-        }
+        try await withNodeAndControlPlane { net, plane in try await rbacScenario(net, plane) }
     }
 
     private func rbacScenario(_ net: Topology, _ plane: ControlPlane) async throws {
