@@ -67,6 +67,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "switchboard-bench",
+            dependencies: ["SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting"],
+            path: "bench/Sources/switchboard-bench"
+        ),
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
                     resources: [.copy("Fixtures")]),

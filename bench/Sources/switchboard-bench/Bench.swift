@@ -1,0 +1,142 @@
+import NFTModel
+import Netfilter
+import SwitchboardCore
+import SwitchboardTesting
+
+/// The measurements. Every namespace is created here and deleted by a `defer` in the same scope, so a
+/// failed apply or a failed `nft -f` never leaves one behind; the host's own ruleset is never touched.
+struct Bench {
+    var options: Options
+    var log: (String) -> Void
+
+    struct BenchError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Cold full sync, then the single-change run against the namespaces that hold its ruleset.
+    func run(size: Int) async throws -> (BenchResults.ColdSync, BenchResults.SingleChange) {
+        let node = SyntheticCluster.nodeContext
+        var cluster = SyntheticCluster(services: size, endpointsPerService: options.endpointsPerService)
+        let (compiled, compileMs) = timed { compile(cluster.state, for: node) }
+        if !compiled.diagnostics.isEmpty {
+            let first = compiled.diagnostics.prefix(3)
+            throw BenchError(description: "synthetic cluster compiled with diagnostics: \(first)")
+        }
+        let ruleset = compiled.ruleset
+        let (full, planMs) = timed { ruleset.replacing(node.tableIDs) }
+        let (script, renderMs) = timed { full.description }
+
+        let libNS = try ScratchNamespace.create(purpose: "bench-lib")
+        defer { libNS.delete() }
+        let execNS = try ScratchNamespace.create(purpose: "bench-exec")
+        defer { execNS.delete() }
+
+        let backend = try KernelNFTables(networkNamespace: libNS.name)
+        // The rendered text straight to libnftables (what `backend.apply` does after rendering), so both
+        // paths are timed on the same bytes and rendering is reported on its own.
+        let (_, applyMs) = try await timedAsync { try await backend.library.run(script) }
+        let execMs = try await execApply(script, in: execNS.name)
+        let cold = BenchResults.ColdSync(
+            services: size, endpoints: size * options.endpointsPerService,
+            elements: ruleset.elementCount, chains: ruleset.chainCount, rules: ruleset.ruleCount,
+            scriptBytes: script.utf8.count, compileMs: compileMs, planMs: planMs, renderMs: renderMs,
+            applyLibnftablesMs: applyMs, applyExecMs: execMs, ratio: ratio(applyMs, execMs)
+        )
+        log("  cold: \(ruleset.elementCount) elements, \(ruleset.chainCount) chains; "
+            + "compile \(fixed(compileMs, 1)) ms, plan \(fixed(planMs, 1)) ms, render \(fixed(renderMs, 1)) ms, "
+            + "libnftables \(fixed(applyMs, 1)) ms, nft -f \(fixed(execMs, 1)) ms")
+
+        // Single changes. Both namespaces hold `current`; each change's transaction goes to both.
+        var rng = SplitMix64(seed: options.seed ^ UInt64(size))
+        var current = ruleset
+        var total: [Double] = [], compileT: [Double] = [], planT: [Double] = [], applyT: [Double] = []
+        var execT: [Double] = []
+        var kinds: [String: Int] = [:]
+        var commands = 0
+        let clock = ContinuousClock()
+        for n in 0..<options.changes {
+            let kind = ChangeKind.allCases[n % ChangeKind.allCases.count]
+            let t0 = clock.now
+            cluster.apply(kind, using: &rng)
+            let t1 = clock.now
+            let desired = compile(cluster.state, for: node).ruleset
+            let t2 = clock.now
+            let tx = desired.transaction(from: current)
+            let t3 = clock.now
+            try await backend.apply(tx)
+            let t4 = clock.now
+            current = desired
+            total.append((t4 - t0).milliseconds)
+            compileT.append((t2 - t1).milliseconds)
+            planT.append((t3 - t2).milliseconds)
+            applyT.append((t4 - t3).milliseconds)
+            kinds[kind.rawValue, default: 0] += 1
+            commands += tx.commands.count
+            if !tx.isEmpty { execT.append(try await execApply(tx.description, in: execNS.name)) }
+            if (n + 1) % 50 == 0 { log("  \(n + 1)/\(options.changes) changes") }
+        }
+        var floor: [Double] = []
+        for _ in 0..<15 {
+            let (result, ms) = try await timedAsync { try await Shell.run(["true"], in: execNS.name) }
+            guard result.succeeded else { throw BenchError(description: "exec floor: \(result)") }
+            floor.append(ms)
+        }
+        // The kernel must now hold what we think it holds, in both namespaces.
+        let readBack = try await backend.read(node.tableIDs)
+        if readBack.elementCount != current.elementCount || readBack.chainCount != current.chainCount {
+            throw BenchError(description: "libnftables namespace holds \(readBack.elementCount) elements / "
+                + "\(readBack.chainCount) chains, expected \(current.elementCount) / \(current.chainCount)")
+        }
+        let apply = Summary(applyT)
+        let exec = Summary(execT)
+        let single = BenchResults.SingleChange(
+            services: size, changes: options.changes, kinds: kinds,
+            total: Summary(total), compile: Summary(compileT), plan: Summary(planT), apply: apply,
+            applyExec: exec, execFloor: Summary(floor),
+            ratioP50: ratio(apply.p50, exec.p50), ratioP99: ratio(apply.p99, exec.p99),
+            meanCommands: Double(commands) / Double(max(1, options.changes))
+        )
+        log("  single change: total p50 \(fixed(single.total.p50, 2)) p99 \(fixed(single.total.p99, 2)) ms "
+            + "(compile p50 \(fixed(single.compile.p50, 2)), apply p50 \(fixed(apply.p50, 2))); "
+            + "nft -f p50 \(fixed(exec.p50, 2)) p99 \(fixed(exec.p99, 2)) ms")
+        return (cold, single)
+    }
+
+    /// a / b, or 0 when b is 0 (JSON has no infinity).
+    private func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }
+
+    /// `ip netns exec NS nft -f -` with `script` on stdin; the exec path kube-proxy uses. Returns ms.
+    private func execApply(_ script: String, in netns: String) async throws -> Double {
+        let (result, ms) = try await timedAsync {
+            try await Shell.run(["nft", "-f", "-"], in: netns, input: script, timeout: .seconds(600))
+        }
+        guard result.succeeded else {
+            throw BenchError(description: "nft -f - failed: \(result.status): \(result.stderr.prefix(2000))")
+        }
+        return ms
+    }
+
+    /// Median build time of a Maglev table for each size × backend count.
+    func maglev() -> [BenchResults.MaglevBuild] {
+        var out: [BenchResults.MaglevBuild] = []
+        let budgetMs = options.quick ? 100.0 : 500.0
+        for size in [251, 4093, 16381] {
+            for count in [10, 100, 1000] {
+                let backends = (0..<count).map { "\(SyntheticCluster.v4(0x0a80_0001, plus: $0)):8080" }
+                var samples: [Double] = []
+                var spent = 0.0
+                var slots = 0
+                while samples.count < 3 || (spent < budgetMs && samples.count < 101) {
+                    let (table, ms) = timed { MaglevTable(backends: backends, size: size) }
+                    slots &+= table.size
+                    samples.append(ms)
+                    spent += ms
+                }
+                precondition(slots > 0)
+                out.append(.init(size: size, backends: count, repetitions: samples.count, medianMs: median(samples)))
+                log("  maglev M=\(size) N=\(count): \(fixed(median(samples), 3)) ms (median of \(samples.count))")
+            }
+        }
+        return out
+    }
+}

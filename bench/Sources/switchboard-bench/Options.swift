@@ -1,0 +1,65 @@
+/// Command-line options of `switchboard-bench`. Parsed by hand: the harness takes a handful of flags and
+/// this slice keeps its dependencies to the project's own modules.
+struct Options: Sendable {
+    var quick = false
+    var sizes: [Int] = [100, 1000, 10000, 30000]
+    var endpointsPerService = 10
+    var changes = 200
+    var outputDirectory = "bench/results"
+    var seed: UInt64 = 0x5b1e_0c1d
+
+    static let usage = """
+        usage: switchboard-bench [--quick] [--sizes 100,1000,10000,30000] [--endpoints 10] [--changes 200]
+                                 [--output bench/results] [--seed N]
+          --quick   sizes 100,1000 and 30 changes; writes quick.json / quick.md instead of latest.*
+        """
+
+    struct UsageError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func parse(_ arguments: [String]) throws -> Options {
+        var options = Options()
+        var sizesGiven = false
+        var changesGiven = false
+        var rest = arguments[...]
+        func value(_ flag: String) throws -> String {
+            guard let v = rest.popFirst() else { throw UsageError(description: "\(flag) needs a value\n\(usage)") }
+            return v
+        }
+        func positive(_ flag: String, _ text: String) throws -> Int {
+            guard let n = Int(text), n > 0 else {
+                throw UsageError(description: "\(flag): not a positive integer: \(text)")
+            }
+            return n
+        }
+        while let arg = rest.popFirst() {
+            switch arg {
+            case "--quick": options.quick = true
+            case "--sizes":
+                let text = try value(arg)
+                options.sizes = try text.split(separator: ",").map { try positive(arg, String($0)) }
+                sizesGiven = true
+            case "--endpoints": options.endpointsPerService = try positive(arg, try value(arg))
+            case "--changes":
+                options.changes = try positive(arg, try value(arg))
+                changesGiven = true
+            case "--output": options.outputDirectory = try value(arg)
+            case "--seed":
+                guard let s = UInt64(try value(arg)) else { throw UsageError(description: "--seed: not a number") }
+                options.seed = s
+            case "-h", "--help": throw UsageError(description: usage)
+            default: throw UsageError(description: "unknown argument \(arg)\n\(usage)")
+            }
+        }
+        if options.quick {
+            if !sizesGiven { options.sizes = [100, 1000] }
+            if !changesGiven { options.changes = 30 }
+        }
+        guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
+        return options
+    }
+
+    /// `quick` or `latest`: a quick run never overwrites the committed full results.
+    var resultBaseName: String { quick ? "quick" : "latest" }
+}
