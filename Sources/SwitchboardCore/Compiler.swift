@@ -212,7 +212,8 @@ struct Compiler {
     struct Backend: Hashable {
         var address: IPAddress
         var port: Int
-        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity, the same on every node.
+        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity (the same on every node) and, in
+        /// exactly this form, the DNAT target nft expects.
         var identity: String { address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)" }
     }
 
@@ -253,12 +254,11 @@ struct Compiler {
 
     private func endpointRules(_ backend: Backend, family: IPFamily, proto: String) -> [Rule] {
         let p = family.nftPayload
-        let target = family == .v4 ? "\(backend.address):\(backend.port)" : "[\(backend.address)]:\(backend.port)"
         return [
             // Hairpin: a pod reaching itself through its Service must be masqueraded, or the reply
             // would go straight back to it from its own address and be dropped.
             Rule("\(p) saddr \(backend.address) jump \(RulesetNames.markForMasquerade)"),
-            Rule("meta l4proto \(proto) dnat to \(target)"),
+            Rule("meta l4proto \(proto) dnat to \(backend.identity)"),
         ]
     }
 

@@ -379,3 +379,14 @@ extension Duration {
         return Double(whole) + Double(attoseconds) / 1e18
     }
 }
+
+extension Shell {
+    /// `arguments`, run with every descriptor above stderr closed first. A script that leaves daemons
+    /// running (../shared/k8s's up.sh and restart-apiserver.sh start etcd and the API server) would
+    /// otherwise hand them the descriptors Foundation's `Process` watches, and `Process` only sees the
+    /// script's exit once every holder has closed them: `run` would wait until its timeout.
+    public static func detachingDaemons(_ arguments: [String]) -> [String] {
+        let close = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
+        return ["bash", "-c", close, "bash"] + arguments
+    }
+}

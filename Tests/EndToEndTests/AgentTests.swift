@@ -23,7 +23,7 @@ struct ControlPlane {
 
     static func start(in namespace: String) async throws -> ControlPlane {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-k8s-\(UUID().uuidString.prefix(8))")
-        let up = try await Shell.run(closingInheritedDescriptors([upScript!, dir.path, namespace]), timeout: .seconds(120))
+        let up = try await Shell.run(Shell.detachingDaemons([upScript!, dir.path, namespace]), timeout: .seconds(120))
         guard up.succeeded else {
             _ = try? await Shell.run([downScript, dir.path])
             throw ShellError(code: .failed, command: up.command, message: up.stderr, status: up.status)
@@ -52,15 +52,7 @@ struct ControlPlane {
 
     func restartAPIServer(pause seconds: Int) throws -> BackgroundProcess {
         let script = URL(fileURLWithPath: Self.upScript!).deletingLastPathComponent().appendingPathComponent("restart-apiserver.sh").path
-        return try Shell.start(Self.closingInheritedDescriptors([script, directory.path, String(seconds)]))
-    }
-
-    /// `arguments`, run with every descriptor above stderr closed: up.sh and restart-apiserver.sh leave
-    /// etcd and the API server running with the pipes Foundation's `Process` gave the script, and
-    /// `Process` only sees the script's exit once every holder has closed them.
-    static func closingInheritedDescriptors(_ arguments: [String]) -> [String] {
-        let close = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
-        return ["bash", "-c", close, "bash"] + arguments
+        return try Shell.start(Shell.detachingDaemons([script, directory.path, String(seconds)]))
     }
 }
 

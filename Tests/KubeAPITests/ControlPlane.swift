@@ -104,7 +104,7 @@ actor ControlPlane {
         }
         let result: ShellResult
         do {
-            result = try await Shell.run(Self.closingInheritedDescriptors([up, dir]), timeout: .seconds(120))
+            result = try await Shell.run(Shell.detachingDaemons([up, dir]), timeout: .seconds(120))
         } catch {
             return .failure(Unavailable(reason: "\(error)"))
         }
@@ -121,15 +121,6 @@ actor ControlPlane {
         }
         FileHandle.standardError.write(Data("KubeAPI live tests: control plane at \(url) (\(dir))\n".utf8))
         return .success(Running(dir: dir, scripts: scripts, apiURL: url, nodeToken: token))
-    }
-
-    /// `arguments`, run with every descriptor above stderr closed. Foundation's `Process` notices a child's
-    /// exit when the last holder of a socket it hands the child closes it; up.sh and restart-apiserver.sh
-    /// leave etcd and the apiserver running in the background holding that socket, so without this the
-    /// script's exit is never observed and `Shell.run` waits forever.
-    static func closingInheritedDescriptors(_ arguments: [String]) -> [String] {
-        let close = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
-        return ["bash", "-c", close, "bash"] + arguments
     }
 }
 
@@ -156,7 +147,7 @@ extension ControlPlane.Running {
 
     /// Stops the apiserver, waits `seconds`, starts it again on the same port (etcd keeps its data).
     func restartAPIServer(pause seconds: Int) async throws {
-        let command = ControlPlane.closingInheritedDescriptors([
+        let command = Shell.detachingDaemons([
             scripts + "/restart-apiserver.sh", dir, String(seconds),
         ])
         try await Shell.run(command, timeout: .seconds(90)).checked()
