@@ -34,144 +34,176 @@ public enum RulesetNames {
 /// Compiles the cluster into the desired ruleset for one node: pure and deterministic.
 ///
 /// All Kubernetes semantics live here. A Service that cannot be compiled is skipped with a
-/// `Diagnostic`; it never stops the others.
+/// `Diagnostic`; it never stops the others. The agent keeps an `IncrementalCompiler` instead, which
+/// gives the same result while recompiling only the Services that changed; this is its first update.
 public func compile(_ state: ClusterState, for node: NodeContext) -> CompileResult {
-    var compiler = Compiler(state: state, node: node)
-    return compiler.run()
+    var compiler = IncrementalCompiler(node: node)
+    compiler.update(state, changed: nil)
+    return CompileResult(ruleset: compiler.ruleset, diagnostics: compiler.diagnostics)
 }
 
-struct Compiler {
-    let state: ClusterState
-    let node: NodeContext
-    var diagnostics: [Diagnostic] = []
-
-    init(state: ClusterState, node: NodeContext) {
-        self.state = state
-        self.node = node
+/// What one Service contributes to one family's table: the chains and maps it owns outright, and its
+/// claims on entries of the shared dispatch maps, which `IncrementalCompiler` resolves between Services.
+struct ServiceFragment: Hashable, Sendable {
+    /// A claim on one entry of a shared map. Entries of one `space` are one namespace across the maps
+    /// of that space (a VIP port is either dispatched or rejected, never both).
+    struct Claim: Hashable, Sendable {
+        var space: ClaimSpace
+        var set: String
+        var key: String
+        var data: String
+        /// The index of the port that made the claim, for the conflict diagnostic.
+        var portIndex: Int
     }
 
-    mutating func run() -> CompileResult {
-        var tables: [Table] = []
-        for family in IPFamily.allCases {
-            tables.append(compileTable(family))
+    /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
+    var claims: [ClaimKey: Claim] = [:]
+    var chains: [Chain] = []
+    var sets: [NFTSet] = []
+
+    mutating func claim(_ space: ClaimSpace, _ set: String, _ key: String, _ data: String, port: Int) {
+        claims[ClaimKey(space: space, key: key)] = Claim(space: space, set: set, key: key, data: data, portIndex: port)
+    }
+}
+
+/// The shared maps whose entries Services claim.
+enum ClaimSpace: Hashable, Sendable, CaseIterable {
+    /// (address, protocol, port): `service-ips` or `no-endpoint-services`.
+    case vip
+    /// (protocol, node port): `service-nodeports` or `no-endpoint-nodeports`.
+    case nodePort
+    /// A cluster IP in `cluster-ips` (several Services may name it; no conflict is reported).
+    case clusterIP
+
+    var sets: [String] {
+        switch self {
+        case .vip: [RulesetNames.serviceIPs, RulesetNames.noEndpointServices]
+        case .nodePort: [RulesetNames.serviceNodePorts, RulesetNames.noEndpointNodePorts]
+        case .clusterIP: [RulesetNames.clusterIPs]
         }
-        // The same diagnostic can be found once per family; report it once.
+    }
+}
+
+struct ClaimKey: Hashable, Sendable {
+    var space: ClaimSpace
+    var key: String
+}
+
+/// Everything one Service compiles to, per family, with its own diagnostics.
+struct ServiceOutput: Hashable, Sendable {
+    var fragments: [IPFamily: ServiceFragment] = [:]
+    var diagnostics: [Diagnostic] = []
+}
+
+/// Compiles one Service (with its EndpointSlices) for one node. Knows nothing of other Services.
+struct ServiceCompiler {
+    let node: NodeContext
+
+    func compile(_ service: Service, slices: [EndpointSlice]) -> ServiceOutput {
+        var output = ServiceOutput()
+        guard shouldProgram(service) else { return output }
+        for family in IPFamily.allCases {
+            let familySlices = slices.filter { $0.addressType.ipFamily == family }
+            if let fragment = compile(service, slices: familySlices, family: family, diagnostics: &output.diagnostics) {
+                output.fragments[family] = fragment
+            }
+        }
         var seen = Set<Diagnostic>()
-        let unique = diagnostics.filter { seen.insert($0).inserted }
-        return CompileResult(ruleset: Ruleset(tables: tables), diagnostics: unique)
+        output.diagnostics = output.diagnostics.filter { seen.insert($0).inserted }
+        return output
     }
 
-    // MARK: - One family's table
+    private func compile(
+        _ service: Service, slices: [EndpointSlice], family: IPFamily, diagnostics: inout [Diagnostic]
+    ) -> ServiceFragment? {
+        let ref = service.ref
+        // A Service is served by the family of each of its cluster IPs, like kube-proxy's per-family
+        // proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even for its NodePort or
+        // an IPv6 external IP. Without any cluster IP (not yet allocated) kube-proxy skips the Service,
+        // and so do we.
+        guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
+            if service.clusterIPs.isEmpty && family == .v4 {
+                diagnostics.append(diagnostic(service, "spec.clusterIPs", "no cluster IP; the Service is skipped"))
+            }
+            return nil
+        }
+        var fragment = ServiceFragment()
+        let externalVIPs = externalAddresses(of: service, family: family)
+        if !service.ports.isEmpty {
+            fragment.claim(.clusterIP, RulesetNames.clusterIPs, clusterIP.description, "", port: 0)
+        }
 
-    private mutating func compileTable(_ family: IPFamily) -> Table {
-        var table = Skeleton.table(family: family, node: node, nodeAddresses: nodePortAddresses(family))
-        // Which (address, protocol, port) and (protocol, nodePort) are already taken, by which Service:
-        // a conflict is reported and the later Service (in name order) loses that entry point.
-        var takenVIPs: [String: ObjectRef] = [:]
-        var takenNodePorts: [String: ObjectRef] = [:]
+        var seenPorts = Set<String>()
+        for (index, port) in service.ports.enumerated() {
+            let portID = "\(port.protocol.nftName)/\(port.port)"
+            guard seenPorts.insert(portID).inserted else {
+                diagnostics.append(diagnostic(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored"))
+                continue
+            }
+            let key = Naming.servicePortKey(ref, port)
+            let endpoints = eligibleEndpoints(slices, port: port)
+            let proto = port.protocol.nftName
 
-        for ref in state.services.keys.sorted() {
-            let service = state.services[ref]!
-            guard shouldProgram(service) else { continue }
-            let slices = state.endpointSlices(for: ref).filter { $0.addressType.ipFamily == family }
-            // A Service is served by the family of each of its cluster IPs, like kube-proxy's
-            // per-family proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even
-            // for its NodePort or an IPv6 external IP. Without any cluster IP (not yet allocated)
-            // kube-proxy skips the Service, and so do we.
-            guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
-                if service.clusterIPs.isEmpty && family == .v4 {
-                    diagnose(service, "spec.clusterIPs", "no cluster IP; the Service is skipped")
+            // Entry points.
+            var vipElements: [(String, Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]  // (key, external?)
+            for ip in externalVIPs { vipElements.append(("\(ip) . \(proto) . \(port.port)", true)) }
+            var nodePortElement: String?
+            if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
+                nodePortElement = "\(proto) . \(nodePort)"
+            }
+            if endpoints.isEmpty {
+                let reject = "goto \(RulesetNames.rejectChain)"
+                for (element, _) in vipElements {
+                    fragment.claim(.vip, RulesetNames.noEndpointServices, element, reject, port: index)
+                }
+                if let element = nodePortElement {
+                    fragment.claim(.nodePort, RulesetNames.noEndpointNodePorts, element, reject, port: index)
                 }
                 continue
             }
-            let externalVIPs = externalAddresses(of: service, family: family)
-            if !service.ports.isEmpty { table.sets[RulesetNames.clusterIPs]!.elements[clusterIP.description] = "" }
 
-            var seenPorts = Set<String>()
-            for (index, port) in service.ports.enumerated() {
-                let portID = "\(port.protocol.nftName)/\(port.port)"
-                guard seenPorts.insert(portID).inserted else {
-                    diagnose(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored")
-                    continue
-                }
-                let key = Naming.servicePortKey(ref, port)
-                let endpoints = eligibleEndpoints(slices, port: port)
-                let proto = port.protocol.nftName
+            let serviceChain = Naming.serviceChain(key)
+            let externalChain = Naming.externalChain(key)
+            let hasExternal = vipElements.contains { $0.1 } || nodePortElement != nil
+            for (element, external) in vipElements {
+                fragment.claim(
+                    .vip, RulesetNames.serviceIPs, element, "goto \(external ? externalChain : serviceChain)", port: index)
+            }
+            if let element = nodePortElement {
+                fragment.claim(.nodePort, RulesetNames.serviceNodePorts, element, "goto \(externalChain)", port: index)
+            }
 
-                // Entry points.
-                var vipElements: [(String, Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]  // (key, external?)
-                for ip in externalVIPs { vipElements.append(("\(ip) . \(proto) . \(port.port)", true)) }
-                var nodePortElement: String?
-                if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
-                    nodePortElement = "\(proto) . \(nodePort)"
-                }
-                if endpoints.isEmpty {
-                    for (element, _) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
-                        table.sets[RulesetNames.noEndpointServices]!.elements[element] = "goto \(RulesetNames.rejectChain)"
-                    }
-                    if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
-                        table.sets[RulesetNames.noEndpointNodePorts]!.elements[element] = "goto \(RulesetNames.rejectChain)"
-                    }
-                    continue
-                }
+            // The Maglev table and the endpoint chains it points at.
+            let backends = endpoints.map(\.identity)
+            let size = MaglevTable.size(forBackendCount: backends.count)
+            let maglev = MaglevTable(backends: backends, size: size)
+            let mapName = Naming.maglevMap(key, size: size)
+            var chainOf: [String: String] = [:]
+            for endpoint in endpoints {
+                let name = Naming.endpointChain(key, endpoint: endpoint.identity)
+                chainOf[endpoint.identity] = name
+                fragment.chains.append(Chain(name: name, rules: endpointRules(endpoint, family: family, proto: proto)))
+            }
+            var elements: [String: String] = [:]
+            elements.reserveCapacity(size)
+            for (slot, backend) in maglev.slots.enumerated() {
+                elements[String(slot)] = "goto \(chainOf[maglev.backends[backend]]!)"
+            }
+            fragment.sets.append(NFTSet(
+                name: mapName, keyType: .hashSlot, dataType: "verdict", size: size,
+                comment: "\(ref) \(port.name.isEmpty ? String(port.port) : port.name) Maglev M=\(size)",
+                elements: elements))
 
-                let serviceChain = Naming.serviceChain(key)
-                let externalChain = Naming.externalChain(key)
-                let hasExternal = vipElements.contains { $0.1 } || nodePortElement != nil
-                for (element, external) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
-                    table.sets[RulesetNames.serviceIPs]!.elements[element] =
-                        "goto \(external ? externalChain : serviceChain)"
-                }
-                if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
-                    table.sets[RulesetNames.serviceNodePorts]!.elements[element] = "goto \(externalChain)"
-                }
-
-                // The Maglev table and the endpoint chains it points at.
-                let backends = endpoints.map(\.identity)
-                let size = MaglevTable.size(forBackendCount: backends.count)
-                let maglev = MaglevTable(backends: backends, size: size)
-                let mapName = Naming.maglevMap(key, size: size)
-                var chainOf: [String: String] = [:]
-                for endpoint in endpoints {
-                    let name = Naming.endpointChain(key, endpoint: endpoint.identity)
-                    chainOf[endpoint.identity] = name
-                    table.add(Chain(name: name, rules: endpointRules(endpoint, family: family, proto: proto)))
-                }
-                var elements: [String: String] = [:]
-                elements.reserveCapacity(size)
-                for (slot, backend) in maglev.slots.enumerated() {
-                    elements[String(slot)] = "goto \(chainOf[maglev.backends[backend]]!)"
-                }
-                table.add(NFTSet(
-                    name: mapName, keyType: .hashSlot, dataType: "verdict", size: size,
-                    comment: "\(ref) \(port.name.isEmpty ? String(port.port) : port.name) Maglev M=\(size)",
-                    elements: elements))
-
-                table.add(Chain(name: serviceChain, rules: serviceRules(
-                    clusterIP: clusterIP, family: family, mapName: mapName, size: size)))
-                if hasExternal {
-                    table.add(Chain(name: externalChain, rules: [
-                        Rule("jump \(RulesetNames.markForMasquerade)"),
-                        Rule("goto \(serviceChain)"),
-                    ]))
-                }
+            fragment.chains.append(Chain(name: serviceChain, rules: serviceRules(
+                clusterIP: clusterIP, family: family, mapName: mapName, size: size)))
+            if hasExternal {
+                fragment.chains.append(Chain(name: externalChain, rules: [
+                    Rule("jump \(RulesetNames.markForMasquerade)"),
+                    Rule("goto \(serviceChain)"),
+                ]))
             }
         }
-        return table
-    }
-
-    /// Records that `element` belongs to `ref`; false (with a diagnostic) when another Service has it.
-    private mutating func claim(
-        _ element: String, for ref: ObjectRef, in taken: inout [String: ObjectRef], _ index: Int
-    ) -> Bool {
-        if let owner = taken[element], owner != ref {
-            diagnostics.append(Diagnostic(
-                object: "Service \(ref)", field: "spec.ports[\(index)]",
-                message: "\(element) is already used by Service \(owner); ignored"))
-            return false
-        }
-        taken[element] = ref
-        return true
+        return fragment
     }
 
     // MARK: - Semantics
@@ -196,16 +228,6 @@ struct Compiler {
         }
         var seen = Set<IPAddress>()
         return out.filter { seen.insert($0).inserted }
-    }
-
-    /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
-    private func nodePortAddresses(_ family: IPFamily) -> [String] {
-        if !node.nodePortAddresses.isEmpty {
-            return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
-        }
-        let ips = state.nodes[node.nodeName]?.internalIPs ?? []
-        return CIDR.outermost(ips.filter { $0.family == family }.map { CIDR(address: $0, prefixLength: $0.bytes.count * 8) })
-            .map(\.description)
     }
 
     /// One backend of a service port: address and the port resolved through its slice.
@@ -262,8 +284,8 @@ struct Compiler {
         ]
     }
 
-    private mutating func diagnose(_ service: Service, _ field: String, _ message: String) {
-        diagnostics.append(Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning))
+    private func diagnostic(_ service: Service, _ field: String, _ message: String) -> Diagnostic {
+        Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning)
     }
 }
 
