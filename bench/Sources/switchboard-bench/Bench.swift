@@ -48,7 +48,9 @@ struct Bench {
 
         // Single changes. Both namespaces hold `current`; each change's transaction goes to both.
         var rng = SplitMix64(seed: options.seed ^ UInt64(size))
-        var current = ruleset
+        // The agent's compiler: it starts from the cold ruleset and recompiles only what each change touches.
+        var compiler = IncrementalCompiler(node: node)
+        compiler.update(cluster.state, changed: nil)
         var total: [Double] = [], compileT: [Double] = [], planT: [Double] = [], applyT: [Double] = []
         var execT: [Double] = []
         var kinds: [String: Int] = [:]
@@ -57,15 +59,14 @@ struct Bench {
         for n in 0..<options.changes {
             let kind = ChangeKind.allCases[n % ChangeKind.allCases.count]
             let t0 = clock.now
-            cluster.apply(kind, using: &rng)
+            let dirty = cluster.apply(kind, using: &rng)
             let t1 = clock.now
-            let desired = compile(cluster.state, for: node).ruleset
+            let change = compiler.update(cluster.state, changed: dirty)
             let t2 = clock.now
-            let tx = desired.transaction(from: current)
+            let tx = compiler.ruleset.transaction(from: change.before, scope: change.scope)
             let t3 = clock.now
             try await backend.apply(tx)
             let t4 = clock.now
-            current = desired
             total.append((t4 - t0).milliseconds)
             compileT.append((t2 - t1).milliseconds)
             planT.append((t3 - t2).milliseconds)
@@ -83,6 +84,7 @@ struct Bench {
         }
         // The kernel must now hold what we think it holds, in both namespaces.
         let readBack = try await backend.read(node.tableIDs)
+        let current = compiler.ruleset
         if readBack.elementCount != current.elementCount || readBack.chainCount != current.chainCount {
             throw BenchError(description: "libnftables namespace holds \(readBack.elementCount) elements / "
                 + "\(readBack.chainCount) chains, expected \(current.elementCount) / \(current.chainCount)")

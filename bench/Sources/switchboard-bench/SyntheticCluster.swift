@@ -19,6 +19,8 @@ struct SyntheticCluster {
     private var slices: [Int: EndpointSlice] = [:]
     private var nextService = 0
     private var nextEndpoint = 0
+    /// Services the state reported touched since the last `apply` (the agent's dirty set).
+    private var touched: Set<ObjectRef> = []
 
     init(services: Int, endpointsPerService: Int) {
         self.endpointsPerService = endpointsPerService
@@ -26,6 +28,7 @@ struct SyntheticCluster {
             name: Self.nodeName, addresses: [NodeAddress(type: "InternalIP", address: "192.168.200.10")]
         )))
         for _ in 0..<services { _ = addService() }
+        touched = []
     }
 
     var serviceCount: Int { live.count }
@@ -71,7 +74,7 @@ struct SyntheticCluster {
         live.append(i)
         slices[i] = slice
         let objects: [KubeObject] = [.service(service), .endpointSlice(slice)]
-        for o in objects { state.upsert(o) }
+        for o in objects { touched.formUnion(state.upsert(o)) }
         return objects
     }
 
@@ -82,15 +85,15 @@ struct SyntheticCluster {
             live[at] = last
             position[last] = at
         }
-        state.remove(.endpointSlice(slice))
-        state.remove(.service(Service(ref: ObjectRef(namespace: Self.namespace, name: "svc-\(i)"))))
+        touched.formUnion(state.remove(.endpointSlice(slice)))
+        touched.formUnion(state.remove(.service(Service(ref: ObjectRef(namespace: Self.namespace, name: "svc-\(i)")))))
     }
 
     mutating func addEndpoint(to i: Int) {
         guard var slice = slices[i] else { return }
         slice.endpoints.append(freshEndpoint())
         slices[i] = slice
-        state.upsert(.endpointSlice(slice))
+        touched.formUnion(state.upsert(.endpointSlice(slice)))
     }
 
     /// Removes the first endpoint of Service `i`'s slice; returns false when it has none.
@@ -99,7 +102,7 @@ struct SyntheticCluster {
         guard var slice = slices[i], !slice.endpoints.isEmpty else { return false }
         slice.endpoints.removeFirst()
         slices[i] = slice
-        state.upsert(.endpointSlice(slice))
+        touched.formUnion(state.upsert(.endpointSlice(slice)))
         return true
     }
 
@@ -115,8 +118,16 @@ enum ChangeKind: String, Codable, CaseIterable, Sendable {
 }
 
 extension SyntheticCluster {
-    /// Makes one change of `kind` to the cluster state, on a random Service where it needs one.
-    mutating func apply(_ kind: ChangeKind, using rng: inout SplitMix64) {
+    /// Makes one change of `kind` to the cluster state, on a random Service where it needs one; returns
+    /// the Services whose rules may have changed.
+    @discardableResult
+    mutating func apply(_ kind: ChangeKind, using rng: inout SplitMix64) -> Set<ObjectRef> {
+        defer { touched = [] }
+        change(kind, using: &rng)
+        return touched
+    }
+
+    private mutating func change(_ kind: ChangeKind, using rng: inout SplitMix64) {
         switch kind {
         case .addEndpoint:
             if let i = live.randomElement(using: &rng) { addEndpoint(to: i) }
