@@ -24,6 +24,8 @@ public struct IncrementalCompiler: Sendable {
     private var outputs: [ObjectRef: ServiceOutput] = [:]
     /// Per table and claimed entry: every Service claiming it, with its claim.
     private var claimants: [TableID: [ClaimKey: [ObjectRef: ServiceFragment.Claim]]] = [:]
+    /// Per table and claimed entry: the claim whose elements are in `ruleset`.
+    private var holders: [TableID: [ClaimKey: ServiceFragment.Claim]] = [:]
     /// Conflict diagnostics per table and contested entry.
     private var conflicts: [TableID: [ClaimKey: [Diagnostic]]] = [:]
     /// The Node object the skeleton was built from; nil before the first update.
@@ -102,16 +104,15 @@ public struct IncrementalCompiler: Sendable {
             for (name, chain) in skeleton.chains { setChain(name, chain, in: id) }
             for (name, set) in skeleton.sets {
                 var merged = set
-                // Shared maps keep the entries Services claimed; the skeleton's own sets (CIDRs,
-                // node addresses) are the skeleton's alone.
-                if Self.sharedMaps.contains(name), let old = ruleset[id]!.sets[name] { merged.elements = old.elements }
+                // Sets keep the elements Services claimed; the skeleton's own sets (CIDRs, node
+                // addresses) are the skeleton's alone.
+                if !RulesetNames.skeletonFilledSets.contains(name), let old = ruleset[id]!.sets[name] {
+                    merged.elements = old.elements
+                }
                 setSet(name, merged, in: id)
             }
         }
     }
-
-    /// The sets whose entries Services claim.
-    private static let sharedMaps = Set(ClaimSpace.allCases.flatMap(\.sets))
 
     /// Swaps one Service's contribution for a new one (nil: the Service is gone or produces nothing).
     private mutating func replace(
@@ -124,10 +125,6 @@ public struct IncrementalCompiler: Sendable {
             let before = old?.fragments[family]
             let after = output?.fragments[family]
             if before == nil && after == nil { continue }
-            for chain in before?.chains ?? [] { setChain(chain.name, nil, in: id) }
-            for set in before?.sets ?? [] { setSet(set.name, nil, in: id) }
-            for chain in after?.chains ?? [] { setChain(chain.name, chain, in: id) }
-            for set in after?.sets ?? [] { setSet(set.name, set, in: id) }
             for (key, _) in before?.claims ?? [:] {
                 claimants[id, default: [:]][key]?[ref] = nil
                 touched[id, default: []].insert(key)
@@ -139,18 +136,22 @@ public struct IncrementalCompiler: Sendable {
         }
     }
 
-    /// Decides one shared entry: the claimant first in name order holds it; the others are told.
+    /// Decides one claimed entry: the claimant first in name order holds it; in the spaces that report
+    /// conflicts, the others are told.
     private mutating func resolve(_ key: ClaimKey, in id: TableID) {
         let claims = claimants[id]?[key] ?? [:]
         if claims.isEmpty { claimants[id]?[key] = nil }
         let winner = claims.keys.min()
-        for set in key.space.sets {
-            let data = winner.flatMap { claims[$0]!.set == set ? claims[$0]!.data : nil }
-            setElement(key.key, data, of: set, in: id)
-        }
+        let claim = winner.map { claims[$0]! }
         conflicts[id]?[key] = nil
-        guard let winner else { return }
-        guard claims.count > 1, key.space != .clusterIP else { return }
+        if holders[id]?[key] != claim {
+            // Take the old holder's elements out, put the new one's in; an element both have keeps its
+            // place (the planner sees the same data before and after).
+            for element in holders[id]?[key]?.elements ?? [] { setElement(element.key, nil, of: element.set, in: id) }
+            for element in claim?.elements ?? [] { setElement(element.key, element.data, of: element.set, in: id) }
+            holders[id, default: [:]][key] = claim
+        }
+        guard let winner, claims.count > 1, key.space.reportsConflicts else { return }
         conflicts[id, default: [:]][key] = claims.keys.filter { $0 != winner }.sorted().map { loser in
             Diagnostic(
                 object: "Service \(loser)", field: "spec.ports[\(claims[loser]!.portIndex)]",

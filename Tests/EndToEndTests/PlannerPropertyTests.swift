@@ -508,8 +508,8 @@ private struct PropertyCase {
     }
 
     static let coverageKeys = [
-        "maglev map replaced", "maglev elements changed in place", "chain flushed and refilled", "chain deleted",
-        "chain added", "no-endpoint element", "node port element", "IPv6 service element", "sctp element",
+        "maglev table resized", "maglev slots changed in place", "hairpin element removed", "external VIP element",
+        "no-endpoint element", "node port element", "IPv6 service element", "sctp element",
         "b is empty", "nothing changed",
     ]
 
@@ -518,23 +518,25 @@ private struct PropertyCase {
         let tx = rb.transaction(from: ra)
         var out: [String: Int] = [:]
         func count(_ key: String, _ yes: Bool) { if yes { out[key, default: 0] += 1 } }
-        count("maglev map replaced", tx.commands.contains {
-            if case .deleteSet(_, let name, _) = $0 { return name.hasPrefix("mg-") } else { return false }
-        } && tx.commands.contains {
-            if case .addSet(_, let set) = $0 { return set.name.hasPrefix("mg-") } else { return false }
-        })
-        count("maglev elements changed in place", tx.commands.contains {
-            if case .deleteElements(_, let set, _) = $0 { return set.hasPrefix("mg-") } else { return false }
-        })
-        count("chain flushed and refilled", tx.commands.contains { c in
-            if case .flushChain(let t, let name) = c { return rb[t]?.chains[name] != nil } else { return false }
-        })
-        count("chain deleted", tx.commands.contains { if case .deleteChain = $0 { true } else { false } })
-        count("chain added", tx.commands.contains { if case .addChain = $0 { true } else { false } })
+        var deleted: [String: Set<String>] = [:]
+        var added: [String: Set<String>] = [:]
+        for command in tx.commands {
+            switch command {
+            case .deleteElements(_, let set, let keys): deleted[set, default: []].formUnion(keys)
+            case .addElements(_, let set, let elements): added[set, default: []].formUnion(elements.map(\.key))
+            default: break
+            }
+        }
+        let dispatch = { (name: String) in name.hasPrefix("service-ips-m") }
+        count("maglev table resized", deleted.contains { d in dispatch(d.key) && added.contains { a in
+            dispatch(a.key) && a.key != d.key && !a.value.isDisjoint(with: d.value) } })
+        count("maglev slots changed in place", !(deleted["backends"] ?? []).isDisjoint(with: added["backends"] ?? []))
+        count("hairpin element removed", !(deleted["hairpin"] ?? []).isEmpty)
         let all = [ra, rb].flatMap { r in r.tables.values.flatMap { t in t.sets.values.map { (t.id, $0) } } }
+        count("external VIP element", all.contains { $0.1.name == "external-ips" && !$0.1.elements.isEmpty })
         count("no-endpoint element", all.contains { $0.1.name.hasPrefix("no-endpoint") && !$0.1.elements.isEmpty })
-        count("node port element", all.contains { $0.1.name.hasSuffix("nodeports") && !$0.1.elements.isEmpty })
-        count("IPv6 service element", all.contains { $0.0.family == .ip6 && $0.1.name == "service-ips"
+        count("node port element", all.contains { $0.1.name.hasPrefix("service-nodeports") && !$0.1.elements.isEmpty })
+        count("IPv6 service element", all.contains { $0.0.family == .ip6 && $0.1.name == "backends"
             && !$0.1.elements.isEmpty })
         count("sctp element", all.contains { $0.1.elements.keys.contains { $0.contains("sctp") } })
         count("b is empty", b.services.isEmpty)
