@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System-library shim; only Netfilter imports it.
@@ -67,9 +68,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The bench's pure parts (statistics, options, results, Markdown, SVG), so they can be unit-tested.
+        .target(
+            name: "BenchKit",
+            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "bench/Sources/BenchKit"
+        ),
         .executableTarget(
             name: "switchboard-bench",
-            dependencies: ["SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting"],
+            dependencies: ["BenchKit", "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting"],
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),
@@ -78,6 +85,7 @@ let package = Package(
         .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
+        .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],
     swiftLanguageModes: [.v6]

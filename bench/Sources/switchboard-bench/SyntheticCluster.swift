@@ -1,3 +1,4 @@
+import BenchKit
 import SwitchboardCore
 
 /// A synthetic cluster: S Services with one TCP port each and E endpoints each, on one node.
@@ -107,6 +108,21 @@ struct SyntheticCluster {
     }
 
     func endpointCount(of i: Int) -> Int { slices[i]?.endpoints.count ?? 0 }
+
+    /// Adds the Service the data-plane measurement connects to: a ClusterIP outside the synthetic range whose
+    /// endpoints are real, listening pods. Not among `live`, so random changes never touch it.
+    mutating func addProbeService(clusterIP: IPAddress, port: Int, targetPort: Int, endpoints: [IPAddress]) {
+        let name = "probe"
+        state.upsert(.service(Service(
+            ref: ObjectRef(namespace: Self.namespace, name: name), type: .clusterIP, clusterIPs: [clusterIP],
+            ports: [ServicePort(protocol: .tcp, port: port, targetPort: .number(targetPort))]
+        )))
+        state.upsert(.endpointSlice(EndpointSlice(
+            ref: ObjectRef(namespace: Self.namespace, name: "\(name)-bench"), serviceName: name,
+            ports: [EndpointPort(protocol: .tcp, port: targetPort)],
+            endpoints: endpoints.map { Endpoint(addresses: [$0], ready: true, nodeName: Self.nodeName) }
+        )))
+    }
 }
 
 /// The four single changes the harness cycles through.
