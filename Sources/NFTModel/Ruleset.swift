@@ -218,27 +218,42 @@ public struct Ruleset: Hashable, Sendable {
 }
 
 /// Orders strings so that embedded numbers compare by value ("2" before "10"), making element and
-/// chain listings read naturally. Total and deterministic.
+/// chain listings read naturally. Total and deterministic. Works on the UTF-8 bytes without allocating
+/// (UTF-8 byte order is code point order), so sorting a million elements stays cheap.
 public func canonicalOrder(_ a: String, _ b: String) -> Bool {
-    var i = a.unicodeScalars.makeIterator()
-    var j = b.unicodeScalars.makeIterator()
-    var x = i.next()
-    var y = j.next()
-    while let cx = x, let cy = y {
-        let dx = ("0"..."9").contains(cx), dy = ("0"..."9").contains(cy)
-        if dx && dy {
-            var nx = "", ny = ""
-            while let c = x, ("0"..."9").contains(c) { nx.unicodeScalars.append(c); x = i.next() }
-            while let c = y, ("0"..."9").contains(c) { ny.unicodeScalars.append(c); y = j.next() }
-            let tx = nx.drop(while: { $0 == "0" }), ty = ny.drop(while: { $0 == "0" })
-            if tx.count != ty.count { return tx.count < ty.count }
-            if tx != ty { return tx < ty }
-            if nx.count != ny.count { return nx.count < ny.count }
+    var a = a
+    var b = b
+    return a.withUTF8 { x in b.withUTF8 { y in canonicalLess(x, y) } }
+}
+
+private func canonicalLess(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    @inline(__always) func isDigit(_ c: UInt8) -> Bool { c &- 48 < 10 }
+    var i = 0
+    var j = 0
+    while i < x.count && j < y.count {
+        let cx = x[i], cy = y[j]
+        if isDigit(cx) && isDigit(cy) {
+            var ei = i, ej = j
+            while ei < x.count && isDigit(x[ei]) { ei += 1 }
+            while ej < y.count && isDigit(y[ej]) { ej += 1 }
+            var si = i, sj = j
+            while si < ei && x[si] == 48 { si += 1 }
+            while sj < ej && y[sj] == 48 { sj += 1 }
+            // Fewer significant digits: smaller; then digit by digit; then fewer leading zeros first.
+            if ei - si != ej - sj { return ei - si < ej - sj }
+            var k = 0
+            while si + k < ei {
+                if x[si + k] != y[sj + k] { return x[si + k] < y[sj + k] }
+                k += 1
+            }
+            if ei - i != ej - j { return ei - i < ej - j }
+            i = ei
+            j = ej
             continue
         }
-        if cx != cy { return cx.value < cy.value }
-        x = i.next()
-        y = j.next()
+        if cx != cy { return cx < cy }
+        i += 1
+        j += 1
     }
-    return x == nil && y != nil
+    return i == x.count && j < y.count
 }

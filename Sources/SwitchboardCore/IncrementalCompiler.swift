@@ -164,7 +164,7 @@ public struct IncrementalCompiler: Sendable {
     /// Every change to `ruleset` goes through these three, which note the part in the scope and keep
     /// its previous version (the first time it changes in this update).
     private mutating func setChain(_ name: String, _ chain: Chain?, in id: TableID) {
-        if change!.scope.tables[id]?.chains.contains(name) != true {
+        if recording(id), change!.scope.tables[id]?.chains.contains(name) != true {
             change!.scope.insertChain(name, in: id)
             change!.before.tables[id]?.chains[name] = ruleset[id]!.chains[name]
         }
@@ -174,7 +174,7 @@ public struct IncrementalCompiler: Sendable {
     /// For a set that also has single elements changed, call this first (the skeleton is rebuilt
     /// before any Service is).
     private mutating func setSet(_ name: String, _ set: NFTSet?, in id: TableID) {
-        if change!.scope.tables[id]?.sets.contains(name) != true {
+        if recording(id), change!.scope.tables[id]?.sets.contains(name) != true {
             change!.scope.insertSet(name, in: id)
             change!.before.tables[id]?.sets[name] = ruleset[id]!.sets[name]
         }
@@ -182,6 +182,10 @@ public struct IncrementalCompiler: Sendable {
     }
 
     private mutating func setElement(_ key: String, _ data: String?, of set: String, in id: TableID) {
+        guard recording(id) else {
+            ruleset.tables[id]!.sets[set]!.elements[key] = data
+            return
+        }
         let old = ruleset[id]!.sets[set]!.elements[key]
         if old == data { return }
         let wholeSet = change!.scope.tables[id]?.sets.contains(set) == true
@@ -194,6 +198,10 @@ public struct IncrementalCompiler: Sendable {
         }
         ruleset.tables[id]!.sets[set]!.elements[key] = data
     }
+
+    /// A table that did not exist before this update is created whole by any plan: nothing of it needs
+    /// recording (at cold start that is millions of elements).
+    private func recording(_ id: TableID) -> Bool { change!.before.tables[id] != nil }
 
     /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
     private func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [String] {
