@@ -69,7 +69,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "switchboard-bench",
-            dependencies: ["SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting"],
+            dependencies: [
+                "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting", "SwitchboardAgent", "KubeAPI",
+                // Churn and peer runs: the controller's logger, and writes to the API server.
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),

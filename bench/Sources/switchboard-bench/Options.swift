@@ -7,11 +7,14 @@ struct Options: Sendable {
     var changes = 200
     var outputDirectory = "bench/results"
     var seed: UInt64 = 0x5b1e_0c1d
+    /// Churn and peer runs (ChurnOptions.swift); when either is chosen, only they run.
+    var churn = ChurnOptions()
 
     static let usage = """
         usage: switchboard-bench [--quick] [--sizes 100,1000,10000,30000] [--endpoints 10] [--changes 200]
                                  [--output bench/results] [--seed N]
           --quick   sizes 100,1000 and 30 changes; writes quick.json / quick.md instead of latest.*
+        \(ChurnOptions.usage)
         """
 
     struct UsageError: Error, CustomStringConvertible {
@@ -49,7 +52,10 @@ struct Options: Sendable {
                 guard let s = UInt64(try value(arg)) else { throw UsageError(description: "--seed: not a number") }
                 options.seed = s
             case "-h", "--help": throw UsageError(description: usage)
-            default: throw UsageError(description: "unknown argument \(arg)\n\(usage)")
+            default:
+                guard try options.churn.parse(arg, value: { try value(arg) }) else {
+                    throw UsageError(description: "unknown argument \(arg)\n\(usage)")
+                }
             }
         }
         if options.quick {
@@ -57,9 +63,10 @@ struct Options: Sendable {
             if !changesGiven { options.changes = 30 }
         }
         guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
+        try options.churn.validate()
         return options
     }
 
     /// `quick` or `latest`: a quick run never overwrites the committed full results.
-    var resultBaseName: String { quick ? "quick" : "latest" }
+    var resultBaseName: String { quick ? "quick" : "latest" + churn.resultSuffix }
 }

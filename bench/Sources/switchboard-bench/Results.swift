@@ -66,6 +66,8 @@ struct BenchResults: Codable, Sendable {
     var coldSync: [ColdSync] = []
     var singleChange: [SingleChange] = []
     var maglev: [MaglevBuild] = []
+    /// Churn runs (ChurnRun.swift); absent unless asked for.
+    var churn: [ChurnResult]? = nil
 }
 
 extension BenchResults {

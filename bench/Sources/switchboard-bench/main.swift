@@ -47,14 +47,18 @@ if buildKind == "debug" { progress("note: debug build; compile and plan times ar
 
 let bench = Bench(options: options, log: progress)
 do {
-    for size in options.sizes {
-        progress("size \(size) Services x \(options.endpointsPerService) endpoints")
-        let (cold, single) = try await bench.run(size: size)
-        results.coldSync.append(cold)
-        results.singleChange.append(single)
+    if options.churn.selected {
+        results.churn = try await runChurnAndPeer(options, log: progress)  // ChurnMain.swift
+    } else {
+        for size in options.sizes {
+            progress("size \(size) Services x \(options.endpointsPerService) endpoints")
+            let (cold, single) = try await bench.run(size: size)
+            results.coldSync.append(cold)
+            results.singleChange.append(single)
+        }
+        progress("maglev build times")
+        results.maglev = bench.maglev()
     }
-    progress("maglev build times")
-    results.maglev = bench.maglev()
 
     let directory = URL(fileURLWithPath: options.outputDirectory, isDirectory: true)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -63,9 +67,10 @@ do {
     let json = directory.appendingPathComponent("\(options.resultBaseName).json")
     let md = directory.appendingPathComponent("\(options.resultBaseName).md")
     try (encoder.encode(results) + Data("\n".utf8)).write(to: json)
-    try Data(results.markdown.utf8).write(to: md)
+    let markdown = options.churn.selected ? results.churnMarkdown : results.markdown
+    try Data(markdown.utf8).write(to: md)
     progress("wrote \(json.path) and \(md.path)")
-    print(results.markdown)
+    print(markdown)
 } catch {
     progress("switchboard-bench failed: \(error)")
     exit(1)
