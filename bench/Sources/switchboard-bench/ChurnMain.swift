@@ -1,7 +1,16 @@
-/// `--churn`: runs what was asked for.
-func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws -> [ChurnResult]? {
-    guard options.churn.churn else { return nil }
-    return [try await ChurnRun(options: options, log: log).run()]
+/// `--churn` and `--peer`: runs what was asked for, in that order.
+func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws
+    -> (churn: [ChurnResult]?, peer: PeerResult?)
+{
+    var churn: [ChurnResult]?
+    var peer: PeerResult?
+    if options.churn.churn {
+        churn = [try await ChurnRun(options: options, log: log).run()]
+    }
+    if options.churn.peer {
+        peer = try await PeerRun(options: options, log: log).run()
+    }
+    return (churn, peer)
 }
 
 extension BenchResults {
@@ -49,6 +58,26 @@ extension BenchResults {
                     [$0.0, "\($0.1.count)", f($0.1.p50), f($0.1.p90), f($0.1.p99), f($0.1.max)]
                 })
             md += "\n"
+        }
+        if let p = peer {
+            md += "## Peer: kube-proxy (iptables) vs `switchboard run`, through the API\n\n"
+            md += "\(p.services) Services × \(p.endpointsPerService) endpoints created through the API in "
+            md += "\(fixed(p.apiCreateSeconds, 1)) s ("
+            md += p.apiServiceTypes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            md += "); then \(p.created) new Services at \(p.rate)/s, both proxies running. min-sync-period "
+            md += "\(p.minSyncPeriod), sync-period \(p.syncPeriod) for both. API write per new Service: p50 "
+            md += "\(f(p.apiWrite.p50)) ms, p99 \(f(p.apiWrite.p99)) ms.\n\n"
+            md += "New Service: POST sent → cluster IP in the proxy's kernel (ms); cold: process start → all "
+            md += "\(p.services) in the kernel:\n\n"
+            md += table(
+                ["proxy", "cold", "n", "p50", "p90", "p99", "max", "not seen", "poll p50", "poll p99"],
+                [p.switchboard, p.kubeProxy].map { x in
+                    ["\(x.name) (\(x.version))", f(x.coldMs), "\(x.latency.count)", f(x.latency.p50),
+                     f(x.latency.p90), f(x.latency.p99), f(x.latency.max), "\(x.notSeen)", f(x.poll.p50),
+                     f(x.poll.p99)]
+                })
+            md += "\nswitchboard / kube-proxy: cold \(fixed(p.ratioCold, 2)), p50 \(fixed(p.ratioP50, 2)), "
+            md += "p90 \(fixed(p.ratioP90, 2)), p99 \(fixed(p.ratioP99, 2)).\n"
         }
         return md
     }

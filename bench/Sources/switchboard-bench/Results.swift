@@ -66,8 +66,9 @@ struct BenchResults: Codable, Sendable {
     var coldSync: [ColdSync] = []
     var singleChange: [SingleChange] = []
     var maglev: [MaglevBuild] = []
-    /// Churn runs (ChurnRun.swift); absent unless asked for.
+    /// Churn and peer runs (ChurnRun.swift, PeerRun.swift); absent unless asked for.
     var churn: [ChurnResult]? = nil
+    var peer: PeerResult? = nil
 }
 
 extension BenchResults {

@@ -48,7 +48,7 @@ if buildKind == "debug" { progress("note: debug build; compile and plan times ar
 let bench = Bench(options: options, log: progress)
 do {
     if options.churn.selected {
-        results.churn = try await runChurnAndPeer(options, log: progress)  // ChurnMain.swift
+        (results.churn, results.peer) = try await runChurnAndPeer(options, log: progress)  // ChurnMain.swift
     } else {
         for size in options.sizes {
             progress("size \(size) Services x \(options.endpointsPerService) endpoints")
