@@ -1,16 +1,54 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Set by SIGINT / SIGTERM; read by the watcher in `runChurnAndPeer`.
+nonisolated(unsafe) private var interrupted: sig_atomic_t = 0
+
 /// `--churn` and `--peer`: runs what was asked for, in that order.
+///
+/// These runs own processes (the control plane, socat bridges, both proxies) and namespaces for minutes, so
+/// SIGINT and SIGTERM cancel the work instead of killing the harness: every run then stops what it started
+/// on its way out. A second signal exits at once. (A plain C handler rather than a Dispatch signal source:
+/// the latter needs the signal ignored, and an ignored signal stays ignored in every child we exec.)
 func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws
     -> (churn: [ChurnResult]?, peer: PeerResult?)
 {
-    var churn: [ChurnResult]?
-    var peer: PeerResult?
-    if options.churn.churn {
-        churn = [try await ChurnRun(options: options, log: log).run()]
+    let work = Task {
+        var churn: [ChurnResult]?
+        var peer: PeerResult?
+        if options.churn.churn {
+            churn = [try await ChurnRun(options: options, log: log).run()]
+        }
+        if options.churn.peer {
+            peer = try await PeerRun(options: options, log: log).run()
+        }
+        return (churn, peer)
     }
-    if options.churn.peer {
-        peer = try await PeerRun(options: options, log: log).run()
+    let handler: @convention(c) (Int32) -> Void = { _ in
+        if interrupted != 0 { _exit(130) }
+        interrupted = 1
     }
-    return (churn, peer)
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+    let watcher = Task {
+        while !Task.isCancelled {
+            if interrupted != 0 {
+                log("interrupted: stopping and cleaning up (again to exit at once)")
+                work.cancel()
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+    defer {
+        watcher.cancel()
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+    return try await work.value
 }
 
 extension BenchResults {
@@ -70,12 +108,14 @@ extension BenchResults {
             md += "New Service: POST sent → cluster IP in the proxy's kernel (ms); cold: process start → all "
             md += "\(p.services) in the kernel:\n\n"
             md += table(
-                ["proxy", "cold", "n", "p50", "p90", "p99", "max", "not seen", "poll p50", "poll p99"],
+                ["proxy", "cold", "n", "p50", "p90", "p99", "max", "not seen", "poll p50", "poll p99", "syncs",
+                 "mean sync"],
                 [p.switchboard, p.kubeProxy].map { x in
                     ["\(x.name) (\(x.version))", f(x.coldMs), "\(x.latency.count)", f(x.latency.p50),
                      f(x.latency.p90), f(x.latency.p99), f(x.latency.max), "\(x.notSeen)", f(x.poll.p50),
-                     f(x.poll.p99)]
+                     f(x.poll.p99), x.syncs.map(String.init) ?? "?", x.meanSyncMs.map(f) ?? "?"]
                 })
+            md += "\nsyncs / mean sync: from each proxy's `kubeproxy_sync_proxy_rules_duration_seconds` at the end.\n"
             md += "\nswitchboard / kube-proxy: cold \(fixed(p.ratioCold, 2)), p50 \(fixed(p.ratioP50, 2)), "
             md += "p90 \(fixed(p.ratioP90, 2)), p99 \(fixed(p.ratioP99, 2)).\n"
         }

@@ -189,8 +189,9 @@ struct ChurnRun {
             for sending in sends {
                 if let ms = try await sending.value { writes.append(ms) }
             }
-            // Drain: long enough for a full sync on the way (the periodic one may just have started).
-            let drainLimit = ContinuousClock.now + churn.syncPeriod * 2 + .seconds(60)
+            // Drain: long enough for a full sync on the way (the periodic one may just have started; the
+            // initial sync says how long one takes).
+            let drainLimit = ContinuousClock.now + churn.syncPeriod * 2 + .seconds(60) + .milliseconds(3 * initialMs)
             while tracker.pendingCount > 0 && ContinuousClock.now < drainLimit {
                 try await Task.sleep(for: .milliseconds(50))
             }

@@ -15,6 +15,10 @@ struct PeerResult: Codable, Sendable {
         var notSeen: Int
         /// One poll of the kernel (process start, dump, parse): the resolution of `latency`.
         var poll: Summary
+        /// From the proxy's own /metrics at the end (`kubeproxy_sync_proxy_rules_duration_seconds`, the
+        /// same name in both): how many syncs it ran and their mean duration.
+        var syncs: Int?
+        var meanSyncMs: Double?
     }
 
     var services: Int
@@ -105,6 +109,25 @@ struct PeerRun {
             await cleanup()
             throw error
         }
+    }
+
+    /// `kubeproxy_sync_proxy_rules_duration_seconds` `_count` and `_sum` from the proxy's /metrics in its
+    /// namespace (both serve it on 127.0.0.1:10249), or nil.
+    static func syncMetrics(in namespace: String) async -> (count: Int, meanMs: Double)? {
+        guard let r = try? await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: namespace),
+            r.succeeded
+        else { return nil }
+        var count: Double?
+        var sum: Double?
+        for line in r.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Double(parts[1]) else { continue }
+            // Unlabelled series only (switchboard's has no labels; kube-proxy 1.20's neither).
+            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_count" { count = value }
+            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_sum" { sum = value }
+        }
+        guard let count, let sum, count > 0 else { return nil }
+        return (Int(count), sum / count * 1000)
     }
 
     /// `switchboard` or `kube-proxy`: the program behind `ip netns exec NS [env PATH=...]`.
@@ -198,21 +221,28 @@ struct PeerRun {
                 }
             }
             for c in creations { writes.append(try await c.value) }
+            // Long enough for the slower proxy's full sync on the way (its cold start says how long one takes).
             let drainLimit = ContinuousClock.now + churn.syncPeriod * 2 + .seconds(60)
+                + .milliseconds(3 * max(sbCold, kpCold))
             while !watch.allSeen && ContinuousClock.now < drainLimit { try await Task.sleep(for: .milliseconds(100)) }
             stop.set()
             var polls: [[Double]] = []
             for try await p in group { polls.append(p) }
             _ = polls
         }
+        let sbSyncs = await Self.syncMetrics(in: sb)
+        let kpSyncs = await Self.syncMetrics(in: kp)
         let sbLatency = watch.latencies("switchboard")
         let kpLatency = watch.latencies("kube-proxy")
-        func proxy(_ name: String, _ version: String, _ cold: Double, _ latency: [Double], _ poller: KernelPoller) -> PeerResult.Proxy {
+        func proxy(
+            _ name: String, _ version: String, _ cold: Double, _ latency: [Double], _ poller: KernelPoller,
+            _ syncs: (count: Int, meanMs: Double)?
+        ) -> PeerResult.Proxy {
             .init(name: name, version: version, coldMs: cold, latency: Summary(latency), notSeen: total - latency.count,
-                  poll: Summary(poller.pollTimes()))
+                  poll: Summary(poller.pollTimes()), syncs: syncs?.count, meanSyncMs: syncs?.meanMs)
         }
-        let s = proxy("switchboard", sbVersion, sbCold, sbLatency, pollers[0])
-        let k = proxy("kube-proxy", kpVersion, kpCold, kpLatency, pollers[1])
+        let s = proxy("switchboard", sbVersion, sbCold, sbLatency, pollers[0], sbSyncs)
+        let k = proxy("kube-proxy", kpVersion, kpCold, kpLatency, pollers[1], kpSyncs)
         func r(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }
         let result = PeerResult(
             services: churn.services, endpointsPerService: options.endpointsPerService, rate: churn.rate,
@@ -223,7 +253,8 @@ struct PeerRun {
         for p in [s, k] {
             log("  \(p.name): cold \(fixed(p.coldMs, 0)) ms; new Service p50 \(fixed(p.latency.p50, 0)) "
                 + "p90 \(fixed(p.latency.p90, 0)) p99 \(fixed(p.latency.p99, 0)) ms, \(p.notSeen) not seen; "
-                + "poll p50 \(fixed(p.poll.p50, 0)) ms")
+                + "poll p50 \(fixed(p.poll.p50, 0)) ms; \(p.syncs.map(String.init) ?? "?") syncs, mean "
+                + "\(p.meanSyncMs.map { fixed($0, 0) } ?? "?") ms")
         }
         return result
     }
