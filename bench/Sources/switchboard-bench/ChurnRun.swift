@@ -147,7 +147,7 @@ struct ChurnRun {
             let started = ContinuousClock.now
             if let extraService { group.addTask { try await extraService.run() } }
             group.addTask { try await controller.run() }
-            await tracker.firstSync()
+            try await tracker.firstSync(within: .seconds(1800))
             initialMs = (ContinuousClock.now - started).milliseconds
             log("  initial sync done after \(fixed(initialMs, 0)) ms; churning")
 

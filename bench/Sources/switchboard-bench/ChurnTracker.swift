@@ -21,8 +21,7 @@ final class ChurnTracker: @unchecked Sendable {
     private var nextID = 0
     private var latencies: [(kind: ChangeKind, ms: Double)] = []
     private var syncs: [SyncReport] = []
-    private var firstSuccess: ContinuousClock.Instant?
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var firstSuccess = false
 
     /// Registers a change made at `at`; call before sending it.
     func register(_ change: ChurnChange, at: ContinuousClock.Instant) {
@@ -53,25 +52,20 @@ final class ChurnTracker: @unchecked Sendable {
 
     /// The controller's report of every sync attempt.
     func synced(_ report: SyncReport) {
-        let waiting: [CheckedContinuation<Void, Never>] = lock.withLock {
+        lock.withLock {
             syncs.append(report)
-            guard report.succeeded, firstSuccess == nil else { return [] }
-            firstSuccess = .now
-            defer { waiters = [] }
-            return waiters
+            if report.succeeded { firstSuccess = true }
         }
-        for w in waiting { w.resume() }
     }
 
-    /// Returns once the first sync succeeded.
-    func firstSync() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = lock.withLock {
-                if firstSuccess != nil { return true }
-                waiters.append(c)
-                return false
+    /// Returns once the first sync succeeded; throws when cancelled or after `limit`.
+    func firstSync(within limit: Duration) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !lock.withLock({ firstSuccess }) {
+            guard ContinuousClock.now < deadline else {
+                throw ChurnRun.Failure(description: "no successful sync within \(limit); syncs so far: \(reports)")
             }
-            if done { c.resume() }
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
