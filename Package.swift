@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // System-library shim; only Netfilter imports it.
@@ -67,10 +68,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The bench's pure parts (statistics, options, results, Markdown, SVG), so they can be unit-tested.
+        // SwitchboardCore (pure) for `GoDuration`: the churn flags parse durations exactly as `switchboard run`.
+        .target(
+            name: "BenchKit",
+            dependencies: ["SwitchboardCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "bench/Sources/BenchKit"
+        ),
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
-                "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting", "SwitchboardAgent", "KubeAPI",
+                "BenchKit", "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting",
+                "SwitchboardAgent", "KubeAPI",
                 // Churn and peer runs: the controller's logger, and writes to the API server.
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -85,6 +94,7 @@ let package = Package(
         .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
+        .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],
     swiftLanguageModes: [.v6]

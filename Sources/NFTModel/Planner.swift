@@ -10,7 +10,9 @@ extension Ruleset {
     /// A table whose set or base-chain declarations differ is replaced whole (delete + re-add in the
     /// same batch): nft cannot change a declaration in place, and such changes only come with an
     /// upgrade of the ruleset layout.
-    public func transaction(from current: Ruleset) -> Transaction {
+    /// With a `scope`, only the chains, sets and set elements it names are compared; everything else is
+    /// taken to be equal in both (the caller knows it did not change). Without one, everything is.
+    public func transaction(from current: Ruleset, scope: RulesetScope? = nil) -> Transaction {
         var early: [Command] = []  // declarations
         var fill: [Command] = []  // flush + rules
         var elementDeletes: [Command] = []
@@ -24,22 +26,28 @@ extension Ruleset {
             switch (current.tables[id], tables[id]) {
             case (nil, nil):
                 continue
-            case (let old?, nil):
-                _ = old
+            case (.some, nil):
                 tableDeletes.append(.deleteTable(id))
             case (nil, let new?):
                 early.append(.addTable(id))
                 Self.create(new, declarations: &early, fill: &fill, elements: &elementAdds)
             case (let old?, let new?):
-                if Self.declarationsConflict(old, new) {
+                let tableScope: RulesetScope.TableScope? = scope.map { $0.tables[id] ?? .init() }
+                if Self.declarationsConflict(old, new, within: tableScope) {
                     // Replace whole: delete and create within this batch.
                     early.append(.deleteTable(id))
                     early.append(.addTable(id))
                     Self.create(new, declarations: &early, fill: &fill, elements: &elementAdds)
                     continue
                 }
-                for name in new.sets.keys.sorted(by: canonicalOrder) {
-                    let set = new.sets[name]!
+                // Sets: compared whole where in scope, by the named keys where only elements are.
+                let wholeSets = tableScope.map { $0.sets } ?? Set(new.sets.keys).union(old.sets.keys)
+                var keyed: [String: Set<String>] = [:]
+                for (name, keys) in tableScope?.elements ?? [:] where !wholeSets.contains(name) {
+                    keyed[name] = keys
+                }
+                for name in wholeSets.union(keyed.keys).sorted(by: canonicalOrder) {
+                    guard let set = new.sets[name] else { continue }
                     guard let oldSet = old.sets[name] else {
                         early.append(.addSet(id, set.declarationOnly))
                         if !set.elements.isEmpty {
@@ -47,29 +55,21 @@ extension Ruleset {
                         }
                         continue
                     }
-                    var gone: [String] = []
-                    var added: [String: String] = [:]
-                    for (key, data) in oldSet.elements {
-                        if let newData = set.elements[key] {
-                            if newData != data {
-                                gone.append(key)
-                                added[key] = newData
-                            }
-                        } else {
-                            gone.append(key)
-                        }
-                    }
-                    for (key, data) in set.elements where oldSet.elements[key] == nil { added[key] = data }
+                    let (gone, added) = Self.elementChanges(from: oldSet.elements, to: set.elements, keys: keyed[name])
                     if !gone.isEmpty {
                         elementDeletes.append(.deleteElements(id, set: name, keys: gone.sorted(by: canonicalOrder)))
                     }
                     if !added.isEmpty { elementAdds.append(.addElements(id, set: name, Self.elements(added))) }
                 }
-                for name in old.sets.keys.sorted(by: canonicalOrder) where new.sets[name] == nil {
-                    setDeletes.append(.deleteSet(id, name: name, isMap: old.sets[name]!.isMap))
+                for name in wholeSets.union(keyed.keys).sorted(by: canonicalOrder) where new.sets[name] == nil {
+                    guard let oldSet = old.sets[name] else { continue }
+                    setDeletes.append(.deleteSet(id, name: name, isMap: oldSet.isMap))
                 }
-                for name in new.chains.keys.sorted(by: canonicalOrder) {
-                    let chain = new.chains[name]!
+                // Chains.
+                let chainNames = (tableScope.map { $0.chains } ?? Set(new.chains.keys).union(old.chains.keys))
+                    .sorted(by: canonicalOrder)
+                for name in chainNames {
+                    guard let chain = new.chains[name] else { continue }
                     if let oldChain = old.chains[name] {
                         if oldChain.rules != chain.rules {
                             fill.append(.flushChain(id, name))
@@ -80,13 +80,40 @@ extension Ruleset {
                         fill.append(contentsOf: chain.rules.map { .addRule(id, chain: name, $0) })
                     }
                 }
-                for name in old.chains.keys.sorted(by: canonicalOrder) where new.chains[name] == nil {
-                    if !old.chains[name]!.rules.isEmpty { fill.append(.flushChain(id, name)) }
+                for name in chainNames where new.chains[name] == nil {
+                    guard let oldChain = old.chains[name] else { continue }
+                    if !oldChain.rules.isEmpty { fill.append(.flushChain(id, name)) }
                     chainDeletes.append(.deleteChain(id, name))
                 }
             }
         }
         return Transaction(early + fill + elementDeletes + elementAdds + setDeletes + chainDeletes + tableDeletes)
+    }
+
+    /// Element keys to delete (gone or changed) and elements to add (new or changed), over `keys` only
+    /// when given.
+    private static func elementChanges(
+        from old: [String: String], to new: [String: String], keys: Set<String>?
+    ) -> (gone: [String], added: [String: String]) {
+        var gone: [String] = []
+        var added: [String: String] = [:]
+        func compare(_ key: String) {
+            switch (old[key], new[key]) {
+            case (let was?, let now?) where was != now:
+                gone.append(key)
+                added[key] = now
+            case (.some, nil): gone.append(key)
+            case (nil, let now?): added[key] = now
+            default: break
+            }
+        }
+        if let keys {
+            for key in keys { compare(key) }
+        } else {
+            for key in old.keys { compare(key) }
+            for key in new.keys where old[key] == nil { added[key] = new[key]! }
+        }
+        return (gone, added)
     }
 
     /// A full sync: whatever the kernel holds in our tables (even things we do not know about), it
@@ -125,12 +152,12 @@ extension Ruleset {
         dict.keys.sorted(by: canonicalOrder).map { Command.Element(key: $0, data: dict[$0]!) }
     }
 
-    private static func declarationsConflict(_ old: Table, _ new: Table) -> Bool {
-        for (name, set) in new.sets {
-            if let o = old.sets[name], o.declarationOnly != set.declarationOnly { return true }
+    private static func declarationsConflict(_ old: Table, _ new: Table, within scope: RulesetScope.TableScope?) -> Bool {
+        for name in scope.map({ Array($0.sets) }) ?? Array(new.sets.keys) {
+            if let set = new.sets[name], let o = old.sets[name], o.declarationOnly != set.declarationOnly { return true }
         }
-        for (name, chain) in new.chains {
-            if let o = old.chains[name], o.base != chain.base { return true }
+        for name in scope.map({ Array($0.chains) }) ?? Array(new.chains.keys) {
+            if let chain = new.chains[name], let o = old.chains[name], o.base != chain.base { return true }
         }
         return false
     }

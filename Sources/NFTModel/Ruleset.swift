@@ -128,17 +128,40 @@ public struct NFTSet: Hashable, Sendable {
     /// The statements inside the set's block, in the order `nft list` prints them.
     public var declarationLines: [String] {
         var lines: [String] = []
-        let key: String
         switch keyType {
-        case .types(let types): key = "type " + types.joined(separator: " . ")
-        case .hashSlot: key = "typeof numgen inc mod \(size ?? 2)"
+        case .types(let types) where types.contains("integer"):
+            // `integer` has no size of its own: such a key (a Maglev slot in a concatenation) is declared
+            // by `typeof` of expressions of the listed types, and so is the data.
+            let key = "typeof " + Self.typeofExpressions(types)
+            lines.append(dataType.map { "\(key) : " + Self.typeofExpressions($0.split(separator: " . ").map(String.init)) } ?? key)
+        case .types(let types):
+            let key = "type " + types.joined(separator: " . ")
+            lines.append(dataType.map { "\(key) : \($0)" } ?? key)
+        case .hashSlot:
+            let key = "typeof numgen inc mod \(size ?? 2)"
+            lines.append(dataType.map { "\(key) : \($0)" } ?? key)
         }
-        lines.append(dataType.map { "\(key) : \($0)" } ?? key)
         if let size { lines.append("size \(size)") }
         if !flags.isEmpty { lines.append("flags " + flags.joined(separator: ",")) }
         if let timeout { lines.append("timeout \(timeout)s") }
         if let comment { lines.append("comment " + nftQuoted(comment)) }
         return lines
+    }
+
+    /// An expression of each named type, for a `typeof` declaration. The kernel keeps only the types
+    /// (its JSON listing says `integer` for the slot), so any expression of the right type will do.
+    static func typeofExpressions(_ types: [String]) -> String {
+        types.map { type in
+            switch type {
+            case "ipv4_addr": "ip daddr"
+            case "ipv6_addr": "ip6 daddr"
+            case "inet_proto": "meta l4proto"
+            case "inet_service": "th dport"
+            case "mark": "meta mark"
+            case "integer": "numgen inc mod 2"
+            default: type
+            }
+        }.joined(separator: " . ")
     }
 
     /// Elements as `key : data` (or `key`) text, sorted for deterministic output.

@@ -24,13 +24,13 @@ public struct SyncReport: Hashable, Sendable {
 /// The node agent's control loop: keeps our nftables tables equal to what the cluster asks for.
 ///
 /// Events from the `ClusterSource` update a `ClusterState` and mark Services dirty; a `SyncScheduler`
-/// decides when to sync. A sync compiles the state and applies either a partial transaction, planned
-/// from the last applied ruleset (the kernel is never listed per sync), or a full one that replaces our
-/// tables whole and so also repairs drift (someone flushed or edited them). Nothing is applied until the
-/// first complete list of Services, EndpointSlices and Nodes arrived. A failed transaction leaves the
-/// kernel as it was (batches are atomic): it is logged with nft's error and retried as a full sync, and the
-/// last applied ruleset is only updated on success. Stopping leaves the rules in place, so traffic keeps
-/// flowing while the agent restarts.
+/// decides when to sync. A sync recompiles the dirty Services (`IncrementalCompiler`) and applies either
+/// a partial transaction, planned over just what that changed since the last applied ruleset (the kernel
+/// is never listed per sync), or a full one that replaces our tables whole and so also repairs drift
+/// (someone flushed or edited them). Nothing is applied until the first complete list of Services,
+/// EndpointSlices and Nodes arrived. A failed transaction leaves the kernel as it was (batches are
+/// atomic): it is logged with nft's error and retried as a full sync. Stopping leaves the rules in
+/// place, so traffic keeps flowing while the agent restarts.
 ///
 /// All of the loop's state lives in `run`; the class itself holds only its immutable collaborators.
 public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle.Service where C.Duration == Duration {
@@ -101,7 +101,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             }
             var run = LoopState(
                 scheduler: SyncScheduler(minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod),
-                tracker: ClusterTracker(ignoreTriggersBefore: wallClock()))
+                tracker: ClusterTracker(ignoreTriggersBefore: wallClock()),
+                compiler: IncrementalCompiler(node: node))
             while !Task.isCancelled {
                 let deadline: C.Instant?
                 switch run.scheduler.next(at: clock.now) {
@@ -162,8 +163,11 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     private struct LoopState {
         var scheduler: SyncScheduler<C>
         var tracker: ClusterTracker
-        /// What the kernel holds in our tables, as far as we know: the last successfully applied ruleset.
-        var lastApplied: Ruleset?
+        /// The desired ruleset, kept up to date Service by Service.
+        var compiler: IncrementalCompiler
+        /// The kernel holds what `compiler` held before its latest update (the last sync succeeded), so
+        /// a partial sync may plan from that update's change alone. False until the first success.
+        var kernelInSync = false
         /// The compiler's diagnostics at the last sync: only new ones are logged and counted.
         var compilerDiagnostics: Set<Diagnostic> = []
     }
@@ -197,18 +201,20 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     /// One sync; returns the kind actually done (full when nothing was applied yet) and whether it succeeded.
     private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool) {
         let started = ContinuousClock.now
-        let compiled = compile(run.tracker.state, for: node)
-        let diagnostics = Set(compiled.diagnostics)
-        for diagnostic in compiled.diagnostics where !run.compilerDiagnostics.contains(diagnostic) {
+        let kind: SyncKind = run.kernelInSync ? requested : .full
+        // A partial sync recompiles the dirty Services only; a full one checks every Service (one whose
+        // inputs did not change is still not recompiled), so a missed dirty mark is repaired by it too.
+        let change = run.compiler.update(run.tracker.state, changed: kind == .full ? nil : run.tracker.dirty)
+        let diagnostics = Set(run.compiler.diagnostics)
+        for diagnostic in diagnostics.subtracting(run.compilerDiagnostics).sorted(by: { $0.description < $1.description }) {
             report(diagnostic, from: "compiler")
         }
         run.compilerDiagnostics = diagnostics
 
-        let kind: SyncKind = run.lastApplied == nil ? .full : requested
         let transaction =
             switch kind {
-            case .full: compiled.ruleset.replacing(node.tableIDs)
-            case .partial: compiled.ruleset.transaction(from: run.lastApplied!)
+            case .full: run.compiler.ruleset.replacing(node.tableIDs)
+            case .partial: run.compiler.ruleset.transaction(from: change.before, scope: change.scope)
             }
         var failure: (any Error)?
         if !transaction.isEmpty {
@@ -226,6 +232,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             "type": "\(kind)", "duration": "\(duration)", "commands": "\(transaction.commands.count)",
             "changedServices": "\(changedServices)",
         ]
+        run.kernelInSync = failure == nil
         if let failure {
             metrics.recordSync(kind, succeeded: false, duration: duration, finishedAt: finishedAt, applied: nil)
             metadata["error"] = "\(failure)"
@@ -235,15 +242,14 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 logger.error("sync failed; retrying as a full sync", metadata: metadata)
             }
         } else {
-            run.lastApplied = compiled.ruleset
             metrics.recordSync(
-                kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: compiled.ruleset)
+                kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: run.compiler.ruleset)
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
             health.updated()
-            metadata["elements"] = "\(compiled.ruleset.elementCount)"
-            metadata["chains"] = "\(compiled.ruleset.chainCount)"
+            metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
+            metadata["chains"] = "\(run.compiler.ruleset.chainCount)"
             if kind == .full {
                 logger.info("synced", metadata: metadata)
             } else {

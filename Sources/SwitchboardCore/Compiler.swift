@@ -11,10 +11,29 @@ public struct CompileResult: Hashable, Sendable {
     }
 }
 
-/// The fixed names of the ruleset's skeleton (see DESIGN.md, "Ruleset shape").
+/// The fixed names of the ruleset (see DESIGN.md, "Ruleset shape", and README's "Ruleset shape").
+///
+/// The set of chains and maps is fixed: every Service, port and endpoint is elements of the maps below,
+/// never a chain or map of its own. The kernel re-validates every chain reachable from a base chain on
+/// each commit that adds a jump, and libnftables 1.0.6 lists every chain before each `add element`; with a
+/// chain per Service and endpoint that made a one-element change cost ~1 s at 10,000 Services.
 public enum RulesetNames {
-    public static let serviceIPs = "service-ips"
-    public static let serviceNodePorts = "service-nodeports"
+    /// VIP entry points with endpoints, one set per Maglev table size M: `addr . proto . port`.
+    public static func serviceVIPs(_ m: Int) -> String { "service-ips-m\(m)" }
+    /// NodePort entry points with endpoints, per M: `proto . nodeport`.
+    public static func serviceNodePorts(_ m: Int) -> String { "service-nodeports-m\(m)" }
+    /// The chain that picks a backend for a VIP whose table has M slots.
+    public static func maglevChain(_ m: Int) -> String { "maglev-m\(m)" }
+    /// The same for a NodePort.
+    public static func nodePortMaglevChain(_ m: Int) -> String { "nodeport-maglev-m\(m)" }
+    /// `addr . proto . port . slot : endpoint-addr . endpoint-port`: every VIP's Maglev table.
+    public static let backends = "backends"
+    /// `proto . nodeport . slot : endpoint-addr . endpoint-port`: every NodePort's Maglev table.
+    public static let nodePortBackends = "nodeport-backends"
+    /// External IPs and LoadBalancer IPs (with endpoints): external traffic is masqueraded.
+    public static let externalVIPs = "external-ips"
+    /// `endpoint . endpoint`: a pod reaching itself through a Service (hairpin) is masqueraded.
+    public static let hairpin = "hairpin"
     public static let noEndpointServices = "no-endpoint-services"
     public static let noEndpointNodePorts = "no-endpoint-nodeports"
     public static let nodePortAddresses = "nodeport-addresses"
@@ -24,154 +43,163 @@ public enum RulesetNames {
     public static let endpointsCheck = "endpoints-check"
     public static let markForMasquerade = "mark-for-masquerade"
     public static let masquerading = "masquerading"
-    public static let rejectChain = "reject-chain"
     /// The packet-mark bit that asks nat postrouting to masquerade (kube-proxy's bit).
     public static let masqueradeMark = "0x00004000"
     /// The fixed jhash seed: every node hashes a flow to the same Maglev slot.
     public static let jhashSeed = "0x5b1e0c1d"
+    /// Sets the skeleton fills itself; every other set's elements come from Services.
+    static let skeletonFilledSets: Set<String> = [clusterCIDRs, nodePortAddresses]
 }
 
 /// Compiles the cluster into the desired ruleset for one node: pure and deterministic.
 ///
 /// All Kubernetes semantics live here. A Service that cannot be compiled is skipped with a
-/// `Diagnostic`; it never stops the others.
+/// `Diagnostic`; it never stops the others. The agent keeps an `IncrementalCompiler` instead, which
+/// gives the same result while recompiling only the Services that changed; this is its first update.
 public func compile(_ state: ClusterState, for node: NodeContext) -> CompileResult {
-    var compiler = Compiler(state: state, node: node)
-    return compiler.run()
+    var compiler = IncrementalCompiler(node: node)
+    compiler.update(state, changed: nil)
+    return CompileResult(ruleset: compiler.ruleset, diagnostics: compiler.diagnostics)
 }
 
-struct Compiler {
-    let state: ClusterState
-    let node: NodeContext
+/// What one Service contributes to one family's table: claims on entries of the shared maps, which
+/// `IncrementalCompiler` resolves between Services.
+struct ServiceFragment: Hashable, Sendable {
+    /// A claim on one entry point (or address), with every element that goes with it: a VIP's dispatch
+    /// entry comes with its Maglev slots in `backends`, and they are held or lost together.
+    struct Claim: Hashable, Sendable {
+        var elements: [Element]
+        /// The index of the port that made the claim, for the conflict diagnostic.
+        var portIndex: Int
+    }
+
+    struct Element: Hashable, Sendable {
+        var set: String
+        var key: String
+        var data: String
+    }
+
+    /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
+    var claims: [ClaimKey: Claim] = [:]
+
+    mutating func claim(_ space: ClaimSpace, _ key: String, port: Int, _ elements: [Element]) {
+        claims[ClaimKey(space: space, key: key)] = Claim(elements: elements, portIndex: port)
+    }
+}
+
+/// What Services claim. Within a space a key is held by one Service (the first in name order); in
+/// `vip` and `nodePort` the others are told, in the shared ones they are not (they want the same thing).
+enum ClaimSpace: Hashable, Sendable, CaseIterable {
+    /// (address, protocol, port): a cluster, external or load-balancer VIP's port.
+    case vip
+    /// (protocol, node port).
+    case nodePort
+    /// A cluster IP in `cluster-ips` (several Services may name it).
+    case clusterIP
+    /// An endpoint address in `hairpin` (several Services may have it).
+    case hairpin
+
+    var reportsConflicts: Bool { self == .vip || self == .nodePort }
+}
+
+struct ClaimKey: Hashable, Sendable {
+    var space: ClaimSpace
+    var key: String
+}
+
+/// Everything one Service compiles to, per family, with its own diagnostics.
+struct ServiceOutput: Hashable, Sendable {
+    var fragments: [IPFamily: ServiceFragment] = [:]
     var diagnostics: [Diagnostic] = []
+}
 
-    init(state: ClusterState, node: NodeContext) {
-        self.state = state
-        self.node = node
-    }
+/// Compiles one Service (with its EndpointSlices) for one node. Knows nothing of other Services.
+struct ServiceCompiler {
+    let node: NodeContext
 
-    mutating func run() -> CompileResult {
-        var tables: [Table] = []
+    func compile(_ service: Service, slices: [EndpointSlice]) -> ServiceOutput {
+        var output = ServiceOutput()
+        guard shouldProgram(service) else { return output }
         for family in IPFamily.allCases {
-            tables.append(compileTable(family))
+            let familySlices = slices.filter { $0.addressType.ipFamily == family }
+            if let fragment = compile(service, slices: familySlices, family: family, diagnostics: &output.diagnostics) {
+                output.fragments[family] = fragment
+            }
         }
-        // The same diagnostic can be found once per family; report it once.
         var seen = Set<Diagnostic>()
-        let unique = diagnostics.filter { seen.insert($0).inserted }
-        return CompileResult(ruleset: Ruleset(tables: tables), diagnostics: unique)
+        output.diagnostics = output.diagnostics.filter { seen.insert($0).inserted }
+        return output
     }
 
-    // MARK: - One family's table
+    private func compile(
+        _ service: Service, slices: [EndpointSlice], family: IPFamily, diagnostics: inout [Diagnostic]
+    ) -> ServiceFragment? {
+        // A Service is served by the family of each of its cluster IPs, like kube-proxy's per-family
+        // proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even for its NodePort or
+        // an IPv6 external IP. Without any cluster IP (not yet allocated) kube-proxy skips the Service,
+        // and so do we.
+        guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
+            if service.clusterIPs.isEmpty && family == .v4 {
+                diagnostics.append(diagnostic(service, "spec.clusterIPs", "no cluster IP; the Service is skipped"))
+            }
+            return nil
+        }
+        var fragment = ServiceFragment()
+        let externalVIPs = externalAddresses(of: service, family: family)
+        if !service.ports.isEmpty {
+            fragment.claim(.clusterIP, clusterIP.description, port: 0, [.init(set: RulesetNames.clusterIPs, key: clusterIP.description, data: "")])
+        }
 
-    private mutating func compileTable(_ family: IPFamily) -> Table {
-        var table = Skeleton.table(family: family, node: node, nodeAddresses: nodePortAddresses(family))
-        // Which (address, protocol, port) and (protocol, nodePort) are already taken, by which Service:
-        // a conflict is reported and the later Service (in name order) loses that entry point.
-        var takenVIPs: [String: ObjectRef] = [:]
-        var takenNodePorts: [String: ObjectRef] = [:]
+        var seenPorts = Set<String>()
+        for (index, port) in service.ports.enumerated() {
+            let portID = "\(port.protocol.nftName)/\(port.port)"
+            guard seenPorts.insert(portID).inserted else {
+                diagnostics.append(diagnostic(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored"))
+                continue
+            }
+            let endpoints = eligibleEndpoints(slices, port: port)
+            let proto = port.protocol.nftName
 
-        for ref in state.services.keys.sorted() {
-            let service = state.services[ref]!
-            guard shouldProgram(service) else { continue }
-            let slices = state.endpointSlices(for: ref).filter { $0.addressType.ipFamily == family }
-            // A Service is served by the family of each of its cluster IPs, like kube-proxy's
-            // per-family proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even
-            // for its NodePort or an IPv6 external IP. Without any cluster IP (not yet allocated)
-            // kube-proxy skips the Service, and so do we.
-            guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
-                if service.clusterIPs.isEmpty && family == .v4 {
-                    diagnose(service, "spec.clusterIPs", "no cluster IP; the Service is skipped")
+            // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
+            var vips: [(key: String, external: Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]
+            for ip in externalVIPs { vips.append(("\(ip) . \(proto) . \(port.port)", true)) }
+            var nodePort: String?
+            if service.type == .nodePort || service.type == .loadBalancer, let number = port.nodePort {
+                nodePort = "\(proto) . \(number)"
+            }
+            if endpoints.isEmpty {
+                for vip in vips {
+                    fragment.claim(.vip, vip.key, port: index, [.init(set: RulesetNames.noEndpointServices, key: vip.key, data: "")])
+                }
+                if let nodePort {
+                    fragment.claim(.nodePort, nodePort, port: index, [.init(set: RulesetNames.noEndpointNodePorts, key: nodePort, data: "")])
                 }
                 continue
             }
-            let externalVIPs = externalAddresses(of: service, family: family)
-            if !service.ports.isEmpty { table.sets[RulesetNames.clusterIPs]!.elements[clusterIP.description] = "" }
 
-            var seenPorts = Set<String>()
-            for (index, port) in service.ports.enumerated() {
-                let portID = "\(port.protocol.nftName)/\(port.port)"
-                guard seenPorts.insert(portID).inserted else {
-                    diagnose(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored")
-                    continue
-                }
-                let key = Naming.servicePortKey(ref, port)
-                let endpoints = eligibleEndpoints(slices, port: port)
-                let proto = port.protocol.nftName
-
-                // Entry points.
-                var vipElements: [(String, Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]  // (key, external?)
-                for ip in externalVIPs { vipElements.append(("\(ip) . \(proto) . \(port.port)", true)) }
-                var nodePortElement: String?
-                if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
-                    nodePortElement = "\(proto) . \(nodePort)"
-                }
-                if endpoints.isEmpty {
-                    for (element, _) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
-                        table.sets[RulesetNames.noEndpointServices]!.elements[element] = "goto \(RulesetNames.rejectChain)"
-                    }
-                    if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
-                        table.sets[RulesetNames.noEndpointNodePorts]!.elements[element] = "goto \(RulesetNames.rejectChain)"
-                    }
-                    continue
-                }
-
-                let serviceChain = Naming.serviceChain(key)
-                let externalChain = Naming.externalChain(key)
-                let hasExternal = vipElements.contains { $0.1 } || nodePortElement != nil
-                for (element, external) in vipElements where claim(element, for: ref, in: &takenVIPs, index) {
-                    table.sets[RulesetNames.serviceIPs]!.elements[element] =
-                        "goto \(external ? externalChain : serviceChain)"
-                }
-                if let element = nodePortElement, claim(element, for: ref, in: &takenNodePorts, index) {
-                    table.sets[RulesetNames.serviceNodePorts]!.elements[element] = "goto \(externalChain)"
-                }
-
-                // The Maglev table and the endpoint chains it points at.
-                let backends = endpoints.map(\.identity)
-                let size = MaglevTable.size(forBackendCount: backends.count)
-                let maglev = MaglevTable(backends: backends, size: size)
-                let mapName = Naming.maglevMap(key, size: size)
-                var chainOf: [String: String] = [:]
-                for endpoint in endpoints {
-                    let name = Naming.endpointChain(key, endpoint: endpoint.identity)
-                    chainOf[endpoint.identity] = name
-                    table.add(Chain(name: name, rules: endpointRules(endpoint, family: family, proto: proto)))
-                }
-                var elements: [String: String] = [:]
-                elements.reserveCapacity(size)
-                for (slot, backend) in maglev.slots.enumerated() {
-                    elements[String(slot)] = "goto \(chainOf[maglev.backends[backend]]!)"
-                }
-                table.add(NFTSet(
-                    name: mapName, keyType: .hashSlot, dataType: "verdict", size: size,
-                    comment: "\(ref) \(port.name.isEmpty ? String(port.port) : port.name) Maglev M=\(size)",
-                    elements: elements))
-
-                table.add(Chain(name: serviceChain, rules: serviceRules(
-                    clusterIP: clusterIP, family: family, mapName: mapName, size: size)))
-                if hasExternal {
-                    table.add(Chain(name: externalChain, rules: [
-                        Rule("jump \(RulesetNames.markForMasquerade)"),
-                        Rule("goto \(serviceChain)"),
-                    ]))
-                }
+            // The Maglev table: slot → endpoint, copied under each entry point's key.
+            let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
+            let targets = maglev.backends.map { identity in endpoints.first { $0.identity == identity }!.dnatTarget }
+            func slots(_ map: String, _ entry: String) -> [ServiceFragment.Element] {
+                maglev.slots.enumerated().map { slot, backend in .init(set: map, key: "\(entry) . \(slot)", data: targets[backend]) }
+            }
+            for vip in vips {
+                var elements: [ServiceFragment.Element] = [.init(set: RulesetNames.serviceVIPs(maglev.size), key: vip.key, data: "")]
+                if vip.external { elements.append(.init(set: RulesetNames.externalVIPs, key: vip.key, data: "")) }
+                elements += slots(RulesetNames.backends, vip.key)
+                fragment.claim(.vip, vip.key, port: index, elements)
+            }
+            if let nodePort {
+                fragment.claim(.nodePort, nodePort, port: index,
+                    [.init(set: RulesetNames.serviceNodePorts(maglev.size), key: nodePort, data: "")]
+                        + slots(RulesetNames.nodePortBackends, nodePort))
+            }
+            for endpoint in endpoints {
+                let pair = "\(endpoint.address) . \(endpoint.address)"
+                fragment.claim(.hairpin, pair, port: index, [.init(set: RulesetNames.hairpin, key: pair, data: "")])
             }
         }
-        return table
-    }
-
-    /// Records that `element` belongs to `ref`; false (with a diagnostic) when another Service has it.
-    private mutating func claim(
-        _ element: String, for ref: ObjectRef, in taken: inout [String: ObjectRef], _ index: Int
-    ) -> Bool {
-        if let owner = taken[element], owner != ref {
-            diagnostics.append(Diagnostic(
-                object: "Service \(ref)", field: "spec.ports[\(index)]",
-                message: "\(element) is already used by Service \(owner); ignored"))
-            return false
-        }
-        taken[element] = ref
-        return true
+        return fragment
     }
 
     // MARK: - Semantics
@@ -198,23 +226,14 @@ struct Compiler {
         return out.filter { seen.insert($0).inserted }
     }
 
-    /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
-    private func nodePortAddresses(_ family: IPFamily) -> [String] {
-        if !node.nodePortAddresses.isEmpty {
-            return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
-        }
-        let ips = state.nodes[node.nodeName]?.internalIPs ?? []
-        return CIDR.outermost(ips.filter { $0.family == family }.map { CIDR(address: $0, prefixLength: $0.bytes.count * 8) })
-            .map(\.description)
-    }
-
     /// One backend of a service port: address and the port resolved through its slice.
     struct Backend: Hashable {
         var address: IPAddress
         var port: Int
-        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity (the same on every node) and, in
-        /// exactly this form, the DNAT target nft expects.
+        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity, the same on every node.
         var identity: String { address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)" }
+        /// The `backends` map's data for it, as nft lists it: `10.0.0.5 . 80`.
+        var dnatTarget: String { "\(address) . \(port)" }
     }
 
     /// The endpoints that receive traffic for a service port. The port is resolved per slice: the
@@ -235,35 +254,8 @@ struct Compiler {
         return out.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
     }
 
-    // MARK: - Rules
-
-    private func serviceRules(clusterIP: IPAddress, family: IPFamily, mapName: String, size: Int) -> [Rule] {
-        let p = family.nftPayload
-        var rules: [Rule] = []
-        if node.masqueradeAll {
-            rules.append(Rule("jump \(RulesetNames.markForMasquerade)"))
-        } else if node.clusterCIDRs.contains(where: { $0.family == family }) {
-            // A named set, not an anonymous one: nft merges adjacent prefixes of an anonymous set
-            // (10.244.0.0/16 and 10.245.0.0/16 list back as 10.244.0.0/15), which would make the
-            // kernel's rule differ from ours on every comparison.
-            rules.append(Rule("\(p) daddr \(clusterIP) \(p) saddr != @\(RulesetNames.clusterCIDRs) jump \(RulesetNames.markForMasquerade)"))
-        }
-        rules.append(Rule("jhash \(p) saddr . th sport mod \(size) seed \(RulesetNames.jhashSeed) vmap @\(mapName)"))
-        return rules
-    }
-
-    private func endpointRules(_ backend: Backend, family: IPFamily, proto: String) -> [Rule] {
-        let p = family.nftPayload
-        return [
-            // Hairpin: a pod reaching itself through its Service must be masqueraded, or the reply
-            // would go straight back to it from its own address and be dropped.
-            Rule("\(p) saddr \(backend.address) jump \(RulesetNames.markForMasquerade)"),
-            Rule("meta l4proto \(proto) dnat to \(backend.identity)"),
-        ]
-    }
-
-    private mutating func diagnose(_ service: Service, _ field: String, _ message: String) {
-        diagnostics.append(Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning))
+    private func diagnostic(_ service: Service, _ field: String, _ message: String) -> Diagnostic {
+        Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning)
     }
 }
 

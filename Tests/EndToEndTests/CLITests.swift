@@ -48,21 +48,22 @@ struct CLITests {
             let empty = try await sb(["diff", "-f", Self.examples] + Self.flags, in: ns)
             #expect(empty.status.code == 1)
             #expect(empty.stdout.hasPrefix("--- kernel\n+++ desired\n"))
-            #expect(empty.stdout.contains("+\t\telements = { 10.96.0.10 . tcp . 80 : goto svc-"))
+            #expect(empty.stdout.contains("10.96.0.10 . tcp . 80 . 0 : 10.244.0."))
             try await sb(["apply", "-f", Self.examples] + Self.flags, in: ns).checked()
-            // One backend fewer: only Maglev slots and one endpoint chain change.
+            // One backend fewer: only elements change (Maglev slots, the hairpin entry, and the VIP moves to
+            // the dispatch set of the smaller table size).
             let text = try String(contentsOfFile: Self.examples + "/demo.yaml", encoding: .utf8)
                 .replacingOccurrences(of: "- addresses: [10.244.0.3]\n  conditions: {ready: true}\n  nodeName: demo-node\n", with: "")
             #expect(!text.contains("10.244.0.3"))
             let diff = try await sb(["diff", "-f", "-"] + Self.flags, in: ns, input: text)
             #expect(diff.status.code == 1)
-            #expect(diff.stdout.contains("-\tchain ep-"))
+            #expect(diff.stdout.split(separator: "\n").contains { $0.hasPrefix("-") && $0.contains("10.244.0.3 . 8080") })
             let tx = try await sb(["diff", "--transaction", "-f", "-"] + Self.flags, in: ns, input: text)
             #expect(tx.status.code == 1)
             let lines = tx.stdout.split(separator: "\n")
-            #expect(lines.contains { $0.hasPrefix("delete chain ip switchboard ep-") && $0.hasSuffix("10.244.0.3_8080") })
-            #expect(!lines.contains { $0.hasPrefix("add chain") })
-            #expect(!lines.contains { $0.contains("service-ips") }, "the VIP stays where it is")
+            #expect(lines.contains("delete element ip switchboard hairpin { 10.244.0.3 . 10.244.0.3 }"))
+            #expect(lines.contains { $0.hasPrefix("delete element ip switchboard backends { 10.96.0.10 . tcp . 80 . ") })
+            #expect(lines.allSatisfy { $0.hasPrefix("add element ") || $0.hasPrefix("delete element ") }, "elements only")
             // The printed transaction is exactly what apply runs: after applying it, diff is clean.
             try await sb(["apply", "-f", "-"] + Self.flags, in: ns, input: text).checked()
             #expect(try await sb(["diff", "-f", "-"] + Self.flags, in: ns, input: text).status.code == 0)

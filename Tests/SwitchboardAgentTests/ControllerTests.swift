@@ -47,15 +47,21 @@ import Testing
             #expect(await h.ruleset == Objects.desired(state))
 
             let transaction = try #require(await h.committed.last)
-            // Element changes of web's Maglev map and web's new endpoint chain; nothing of api, no table.
+            // Element changes only: slots of web's Maglev table (10.96.0.10) and the new endpoint's
+            // hairpin entry; nothing of api (10.96.0.20), no chain, set or table.
             #expect(transaction.commands.contains { if case .addElements = $0 { true } else { false } })
             for command in transaction.commands {
                 let text = command.description
-                #expect(text.contains("default/web/tcp/http"), "\(text)")
-                #expect(!text.contains("default/api"), "\(text)")
                 switch command {
-                case .addTable, .deleteTable, .addSet, .deleteSet: Issue.record("unexpected \(text)")
-                default: break
+                case .addElements(_, let set, let elements):
+                    for element in elements {
+                        #expect(element.key.hasPrefix("10.96.0.10 . tcp . 80 . ") || element.key == "10.1.0.3 . 10.1.0.3",
+                                "\(text)")
+                    }
+                    #expect(set == "backends" || set == "hairpin", "\(text)")
+                case .deleteElements(_, let set, let keys):
+                    #expect(set == "backends" && keys.allSatisfy { $0.hasPrefix("10.96.0.10 . tcp . 80 . ") }, "\(text)")
+                default: Issue.record("unexpected \(text)")
                 }
             }
             // Planned from the last applied ruleset: the kernel was never listed.
@@ -86,9 +92,9 @@ import Testing
             #expect(report.kind == .partial && report.succeeded)
             let ruleset = await h.ruleset
             #expect(ruleset == Objects.desired(Objects.initial.filter { $0 != Objects.web }))
-            let names = ruleset.tables.values.flatMap { Array($0.chains.keys) + Array($0.sets.keys) }
-            #expect(!names.contains { $0.contains("default/web/") })
-            #expect(names.contains { $0.contains("default/api/") })
+            let keys = ruleset.tables.values.flatMap { $0.sets.values.flatMap(\.elements.keys) }
+            #expect(!keys.contains { $0.hasPrefix("10.96.0.10") })
+            #expect(keys.contains { $0.hasPrefix("10.96.0.20 . tcp . 80 . ") })
         }
     }
 
@@ -142,9 +148,10 @@ import Testing
             try await h.start()
             let desired = Objects.desired(Objects.initial)
             let table = TableID(.ip, "switchboard")
-            let victim = try #require(desired[table]?.chains.keys.first { $0.hasPrefix("svc-") })
+            #expect(desired[table]?.sets["backends"]?.elements["10.96.0.10 . tcp . 80 . 0"] != nil)
             await h.fake.edit { ruleset in
-                ruleset.tables[table]!.chains[victim] = nil  // someone deleted a chain
+                ruleset.tables[table]!.sets["backends"]!.elements["10.96.0.10 . tcp . 80 . 0"] = nil  // someone deleted a slot
+                ruleset.tables[table]!.chains["maglev-m13"]!.rules.removeLast()  // and a rule
                 ruleset.tables[table]!.sets[RulesetNames.clusterIPs]!.elements["10.9.9.9"] = ""  // and added junk
             }
             #expect(await h.ruleset != desired)

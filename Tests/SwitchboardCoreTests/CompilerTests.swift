@@ -42,50 +42,62 @@ private func compiled(_ objects: [KubeObject], _ ctx: NodeContext = context) -> 
     compile(ClusterState(objects), for: ctx)
 }
 
-/// The chain an element of a dispatch map jumps to.
-private func target(_ r: Ruleset, _ table: TableID = v4, map: String, key: String) -> String? {
-    r[table]?.sets[map]?.elements[key].map { String($0.dropFirst("goto ".count)) }
+/// Which dispatch set holds a VIP port (`service-ips-mM` or `no-endpoint-services`), if any.
+private func dispatch(_ r: Ruleset, _ table: TableID = v4, vip: String) -> String? {
+    r[table]?.sets.values.first { ($0.name.hasPrefix("service-ips-m") || $0.name == "no-endpoint-services")
+        && $0.elements[vip] != nil }?.name
 }
 
-/// The backends a service chain's Maglev map distributes to, as DNAT targets, with slot counts.
-private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [String: Int] {
-    let t = r[table]!
-    let rule = t.chains[chain]!.rules.last!.text
-    let map = String(rule.split(separator: "@").last!)
+/// The same for a node port (`service-nodeports-mM` or `no-endpoint-nodeports`).
+private func nodePortDispatch(_ r: Ruleset, _ key: String, _ table: TableID = v4) -> String? {
+    r[table]?.sets.values.first { ($0.name.hasPrefix("service-nodeports-m") || $0.name == "no-endpoint-nodeports")
+        && $0.elements[key] != nil }?.name
+}
+
+/// The Maglev table of an entry point, as endpoint (`addr . port`) → slot count.
+private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backends", entry: String) -> [String: Int] {
     var out: [String: Int] = [:]
-    for (_, verdict) in t.sets[map]!.elements {
-        let ep = t.chains[String(verdict.dropFirst("goto ".count))]!
-        let dnat = ep.rules.last!.text.components(separatedBy: " to ").last!
-        out[dnat, default: 0] += 1
-    }
+    for (key, data) in r[table]!.sets[map]!.elements where key.hasPrefix(entry + " . ") { out[data, default: 0] += 1 }
     return out
 }
 
 @Suite struct CompilerTests {
     @Test func clusterIPWithTwoEndpoints() {
         let r = compiled([node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2"), ep("10.244.1.3")])]).ruleset
-        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        #expect(svc.hasPrefix("svc-") && svc.hasSuffix("-default/web/tcp/http"))
-        let rules = r[v4]!.chains[svc]!.rules.map(\.text)
-        #expect(rules.first == "ip daddr 10.96.0.10 ip saddr != @cluster-cidrs jump mark-for-masquerade")
+        let m = MaglevTable.size(forBackendCount: 2)
+        #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == "service-ips-m\(m)")
+        let rules = r[v4]!.chains["maglev-m\(m)"]!.rules.map(\.text)
+        #expect(rules == [
+            "ip daddr @cluster-ips ip saddr != @cluster-cidrs jump mark-for-masquerade",
+            "dnat ip to ip daddr . meta l4proto . th dport . jhash ip saddr . th sport mod \(m) seed 0x5b1e0c1d map @backends",
+        ])
+        #expect(r[v4]!.chains["services"]!.rules.contains("ip daddr . meta l4proto . th dport @service-ips-m\(m) goto maglev-m\(m)"))
         #expect(r[v4]!.sets["cluster-cidrs"]!.elements == ["10.244.0.0/16": ""])
-        #expect(rules.last!.hasPrefix("jhash ip saddr . th sport mod \(MaglevTable.size(forBackendCount: 2)) seed 0x5b1e0c1d vmap @mg-"))
-        let b = backends(r, chain: svc)
-        #expect(Set(b.keys) == ["10.244.1.2:8080", "10.244.1.3:8080"])
-        #expect(b.values.reduce(0, +) == MaglevTable.size(forBackendCount: 2))
+        let b = backends(r, entry: "10.96.0.10 . tcp . 80")
+        #expect(Set(b.keys) == ["10.244.1.2 . 8080", "10.244.1.3 . 8080"])
+        #expect(b.values.reduce(0, +) == m)
+        // The slots are the Maglev table's, slot by slot.
+        let table = MaglevTable(backends: ["10.244.1.2:8080", "10.244.1.3:8080"], size: m)
+        for slot in 0..<m {
+            let want = table.backends[table.slots[slot]].replacingOccurrences(of: ":", with: " . ")
+            #expect(r[v4]!.sets["backends"]!.elements["10.96.0.10 . tcp . 80 . \(slot)"] == want)
+        }
+        #expect(r[v4]!.sets["external-ips"]!.elements.isEmpty)
         #expect(r[v4]!.sets["no-endpoint-services"]!.elements.isEmpty)
         #expect(r[v4]!.sets["cluster-ips"]!.elements == ["10.96.0.10": ""])
         #expect(r[v4]!.chains["endpoints-check"]!.rules.last == "ip daddr @cluster-ips reject")
         // The IPv4-only Service leaves the IPv6 table with its skeleton only.
-        #expect(r[v6]!.sets["service-ips"]!.elements.isEmpty)
+        #expect(r[v6]!.sets["backends"]!.elements.isEmpty)
+        #expect(r[v6] == compiled([node]).ruleset[v6])
     }
 
-    @Test func endpointChainMarksHairpinAndDNATs() {
-        let r = compiled([node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2")])]).ruleset
-        let chain = r[v4]!.chains.values.first { $0.name.hasPrefix("ep-") }!
-        #expect(chain.rules.map(\.text) == [
-            "ip saddr 10.244.1.2 jump mark-for-masquerade", "meta l4proto tcp dnat to 10.244.1.2:8080",
-        ])
+    @Test func everyEndpointIsInTheHairpinSetOnce() {
+        let r = compiled([
+            node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2")]),
+            service("web2", ips: ["10.96.0.11"]), slice("web2-1", service: "web2", endpoints: [ep("10.244.1.2"), ep("10.244.1.3")]),
+        ]).ruleset
+        #expect(r[v4]!.sets["hairpin"]!.elements == ["10.244.1.2 . 10.244.1.2": "", "10.244.1.3 . 10.244.1.3": ""])
+        #expect(r[v4]!.chains["nat-postrouting"]!.rules.first == "ct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade")
     }
 
     @Test func namedTargetPortResolvesPerSlice() {
@@ -94,8 +106,7 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
             slice("web-a", service: "web", ports: [EndpointPort(name: "http", port: 8080)], endpoints: [ep("10.244.1.2")]),
             slice("web-b", service: "web", ports: [EndpointPort(name: "http", port: 9090)], endpoints: [ep("10.244.1.3")]),
         ]).ruleset
-        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        #expect(Set(backends(r, chain: svc).keys) == ["10.244.1.2:8080", "10.244.1.3:9090"])
+        #expect(Set(backends(r, entry: "10.96.0.10 . tcp . 80").keys) == ["10.244.1.2 . 8080", "10.244.1.3 . 9090"])
     }
 
     @Test func multiPortServiceMatchesSlicePortsByName() {
@@ -106,24 +117,21 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
                                                        EndpointPort(name: "dns", protocol: .udp, port: 5353)],
                   endpoints: [ep("10.244.1.2")]),
         ]).ruleset
-        let http = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        let dns = target(r, map: "service-ips", key: "10.96.0.10 . udp . 53")!
-        #expect(Set(backends(r, chain: http).keys) == ["10.244.1.2:8080"])
-        #expect(Set(backends(r, chain: dns).keys) == ["10.244.1.2:5353"])
-        #expect(r[v4]!.chains.values.contains { $0.rules.contains(Rule("meta l4proto udp dnat to 10.244.1.2:5353")) })
+        #expect(Set(backends(r, entry: "10.96.0.10 . tcp . 80").keys) == ["10.244.1.2 . 8080"])
+        #expect(Set(backends(r, entry: "10.96.0.10 . udp . 53").keys) == ["10.244.1.2 . 5353"])
     }
 
     @Test func noEndpointsRejects() {
         let r = compiled([node, service("empty"), slice("e-1", service: "empty", endpoints: [ep("10.244.1.9", ready: false)])]).ruleset
-        #expect(r[v4]!.sets["service-ips"]!.elements.isEmpty)
-        #expect(r[v4]!.sets["no-endpoint-services"]!.elements == ["10.96.0.10 . tcp . 80": "goto reject-chain"])
-        #expect(r[v4]!.chains["reject-chain"]!.rules == ["reject"])
+        #expect(r[v4]!.sets["backends"]!.elements.isEmpty)
+        #expect(r[v4]!.sets["no-endpoint-services"]!.elements == ["10.96.0.10 . tcp . 80": ""])
+        #expect(r[v4]!.chains["endpoints-check"]!.rules.first == "ip daddr . meta l4proto . th dport @no-endpoint-services reject")
     }
 
     @Test(arguments: [(Bool?.none, true), (true, true), (false, false)])
     func readiness(ready: Bool?, eligible: Bool) {
         let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2", ready: ready)])]).ruleset
-        #expect((target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80") != nil) == eligible)
+        #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == (eligible ? "service-ips-m13" : "no-endpoint-services"))
     }
 
     @Test func nodePortOnInternalIPs() {
@@ -131,10 +139,12 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
             node, service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)]),
             slice("np-1", service: "np", endpoints: [ep("10.244.1.2")]),
         ]).ruleset
-        let ext = target(r, map: "service-nodeports", key: "tcp . 30080")!
-        #expect(ext.hasPrefix("ext-"))
-        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        #expect(r[v4]!.chains[ext]!.rules == ["jump mark-for-masquerade", Rule("goto \(svc)")])
+        #expect(nodePortDispatch(r, "tcp . 30080") == "service-nodeports-m13")
+        #expect(backends(r, map: "nodeport-backends", entry: "tcp . 30080") == ["10.244.1.2 . 8080": 13])
+        #expect(r[v4]!.chains["nodeport-maglev-m13"]!.rules == [
+            "jump mark-for-masquerade",
+            "dnat ip to meta l4proto . th dport . jhash ip saddr . th sport mod 13 seed 0x5b1e0c1d map @nodeport-backends",
+        ])
         #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.1": ""])
         #expect(r[v6]!.sets["nodeport-addresses"]!.elements == ["fd00:200::1": ""])
     }
@@ -158,13 +168,14 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
                               LoadBalancerIngress(hostname: "lb.example.com")]),
             slice("lb-1", service: "lb", endpoints: [ep("10.244.1.2")]),
         ]).ruleset
-        let elements = r[v4]!.sets["service-ips"]!.elements
+        let elements = r[v4]!.sets["service-ips-m13"]!.elements
         #expect(Set(elements.keys) == ["10.96.0.10 . tcp . 80", "192.0.2.10 . tcp . 80", "203.0.113.5 . tcp . 80",
                                       "203.0.113.6 . tcp . 80"])
-        #expect(elements["192.0.2.10 . tcp . 80"]!.hasPrefix("goto ext-"))
-        #expect(elements["203.0.113.5 . tcp . 80"]!.hasPrefix("goto ext-"))
-        #expect(elements["10.96.0.10 . tcp . 80"]!.hasPrefix("goto svc-"))
-        #expect(r[v4]!.sets["service-nodeports"]!.elements.keys.sorted() == ["tcp . 31000"])
+        // External and LB VIPs are marked for masquerade; the cluster IP is not.
+        #expect(Set(r[v4]!.sets["external-ips"]!.elements.keys) == ["192.0.2.10 . tcp . 80", "203.0.113.5 . tcp . 80",
+                                                                   "203.0.113.6 . tcp . 80"])
+        for vip in elements.keys { #expect(backends(r, entry: vip) == ["10.244.1.2 . 8080": 13]) }
+        #expect(r[v4]!.sets["service-nodeports-m13"]!.elements.keys.sorted() == ["tcp . 31000"])
     }
 
     @Test func ipv6AndDualStack() {
@@ -173,12 +184,14 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
             slice("dual-4", service: "dual", endpoints: [ep("10.244.1.2")]),
             slice("dual-6", service: "dual", family: .ipv6, endpoints: [ep("fd00:10:244:1::2")]),
         ]).ruleset
-        let svc6 = target(r, v6, map: "service-ips", key: "fd00:10:96::a . tcp . 80")!
-        #expect(Set(backends(r, v6, chain: svc6).keys) == ["[fd00:10:244:1::2]:8080"])
-        #expect(r[v6]!.chains[svc6]!.rules.first == "ip6 daddr fd00:10:96::a ip6 saddr != @cluster-cidrs jump mark-for-masquerade")
+        #expect(dispatch(r, v6, vip: "fd00:10:96::a . tcp . 80") == "service-ips-m13")
+        #expect(Set(backends(r, v6, entry: "fd00:10:96::a . tcp . 80").keys) == ["fd00:10:244:1::2 . 8080"])
+        #expect(r[v6]!.chains["maglev-m13"]!.rules == [
+            "ip6 daddr @cluster-ips ip6 saddr != @cluster-cidrs jump mark-for-masquerade",
+            "dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr . th sport mod 13 seed 0x5b1e0c1d map @backends",
+        ])
         #expect(r[v6]!.sets["cluster-cidrs"]!.elements == ["fd00:10:244::/56": ""])
-        #expect(r[v6]!.chains[svc6]!.rules.last!.text.hasPrefix("jhash ip6 saddr . th sport mod "))
-        #expect(target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80") != nil)
+        #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == "service-ips-m13")
     }
 
     @Test(arguments: [
@@ -197,15 +210,13 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         var ctx = context
         ctx.masqueradeAll = true
         let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
-        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        #expect(r[v4]!.chains[svc]!.rules.first == "jump mark-for-masquerade")
+        #expect(r[v4]!.chains["maglev-m13"]!.rules.first == "jump mark-for-masquerade")
     }
 
     @Test func withoutClusterCIDRNoClusterIPMasquerade() {
         let ctx = NodeContext(nodeName: "n1")
         let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
-        let svc = target(r, map: "service-ips", key: "10.96.0.10 . tcp . 80")!
-        #expect(r[v4]!.chains[svc]!.rules.count == 1)
+        #expect(r[v4]!.chains["maglev-m13"]!.rules.count == 1)
     }
 
     @Test func conflictingNodePortIsReportedAndFirstServiceKeepsIt() {
@@ -240,12 +251,15 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
                         endpoints: [ep("10.244.1.2")])
         let before = compiled([node, service("m", ports: ports), eps]).ruleset
         let after = compiled([node, service("m", ports: [ports[0]]), eps]).ruleset
-        #expect(before[v4]!.sets["service-ips"]!.elements.count == 2)
-        #expect(after[v4]!.sets["service-ips"]!.elements.keys.sorted() == ["10.96.0.10 . tcp . 80"])
+        #expect(before[v4]!.sets["service-ips-m13"]!.elements.count == 2)
+        #expect(after[v4]!.sets["service-ips-m13"]!.elements.keys.sorted() == ["10.96.0.10 . tcp . 80"])
         let tx = after.transaction(from: before)
+        // Only elements change: the port's dispatch entry and its 13 slots.
+        #expect(tx.commands.count == 2)
         #expect(tx.commands.allSatisfy {
-            if case .addRule = $0 { return false } else { return true }
+            if case .deleteElements = $0 { return true } else { return false }
         })
+        #expect(tx.elementChanges == 14)
     }
 
     /// Names from the API reach nft text only through the escaping functions.
@@ -265,8 +279,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         let r = compiled([node, service("p", ports: [ServicePort(name: "x", protocol: proto, port: 99)]),
                           slice("p-1", service: "p", ports: [EndpointPort(name: "x", protocol: proto, port: 9999)],
                                 endpoints: [ep("10.244.1.2")])]).ruleset
-        #expect(target(r, map: "service-ips", key: "10.96.0.10 . \(proto.nftName) . 99") != nil)
-        #expect(r[v4]!.chains.values.contains { $0.rules.contains(Rule("meta l4proto \(proto.nftName) dnat to 10.244.1.2:9999")) })
+        #expect(dispatch(r, vip: "10.96.0.10 . \(proto.nftName) . 99") == "service-ips-m13")
+        #expect(backends(r, entry: "10.96.0.10 . \(proto.nftName) . 99") == ["10.244.1.2 . 9999": 13])
     }
 
     @Test func singleStackServiceHasNoRulesInTheOtherFamily() {
@@ -305,12 +319,22 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, chain: String) -> [St
         #expect(r[v6]!.sets["nodeport-addresses"]!.elements == ["fd00:200::1": ""])
     }
 
-    /// The kernel keeps 127 bytes of a comment; the IR must hold what it keeps, or plans never settle.
-    @Test func longCommentsAreStoredAsTheKernelKeepsThem() {
-        let long = String(repeating: "a", count: 63)
-        let r = compiled([node, service(long, ns: long), slice("s", service: long, ns: long, endpoints: [ep("10.244.1.2")])]).ruleset
-        let comments = r[v4]!.sets.values.compactMap(\.comment)
-        #expect(comments.allSatisfy { $0.utf8.count <= 127 })
-        #expect(comments.contains { $0.hasPrefix("\(long)/\(long)") })
+    /// The chains and sets are the same whatever the cluster: Services are elements only.
+    @Test func theShapeIsFixed() {
+        let empty = compiled([node]).ruleset
+        let full = compiled([
+            node, service("a", type: .loadBalancer, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)],
+                          ingress: [LoadBalancerIngress(ip: ip("203.0.113.5"))]),
+            slice("a-1", service: "a", ports: [EndpointPort(name: "p", port: 8080)],
+                  endpoints: (2...40).map { ep("10.244.1.\($0)") }),
+            service("b", ips: ["10.96.0.2", "fd00:10:96::2"]),
+        ]).ruleset
+        for id in [v4, v6] {
+            #expect(Set(full[id]!.chains.keys) == Set(empty[id]!.chains.keys))
+            #expect(full[id]!.chains == empty[id]!.chains)
+            #expect(Set(full[id]!.sets.keys) == Set(empty[id]!.sets.keys))
+            for (name, set) in full[id]!.sets { #expect(set.declarationOnly == empty[id]!.sets[name]!.declarationOnly) }
+        }
+        #expect(dispatch(full, vip: "10.96.0.1 . tcp . 80") == "service-ips-m\(MaglevTable.size(forBackendCount: 39))")
     }
 }

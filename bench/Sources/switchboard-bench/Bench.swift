@@ -1,3 +1,4 @@
+import BenchKit
 import NFTModel
 import Netfilter
 import SwitchboardCore
@@ -13,9 +14,13 @@ struct Bench {
         var description: String
     }
 
-    /// Cold full sync, then the single-change run against the namespaces that hold its ruleset.
-    func run(size: Int) async throws -> (BenchResults.ColdSync, BenchResults.SingleChange) {
+    /// Cold full sync (with its memory cost), then the single-change run against the namespaces that hold
+    /// its ruleset.
+    func run(size: Int) async throws -> (BenchResults.ColdSync, BenchResults.SingleChange, BenchResults.Cost) {
         let node = SyntheticCluster.nodeContext
+        // Peak RSS from here on: the cluster state, compile, plan, render and the libnftables apply.
+        let rssBefore = ProcessMemory.status["VmRSS"] ?? 0
+        if !ProcessMemory.resetPeak() { log("  note: /proc/self/clear_refs refused; peak RSS is the process's") }
         var cluster = SyntheticCluster(services: size, endpointsPerService: options.endpointsPerService)
         let (compiled, compileMs) = timed { compile(cluster.state, for: node) }
         if !compiled.diagnostics.isEmpty {
@@ -34,7 +39,15 @@ struct Bench {
         let backend = try KernelNFTables(networkNamespace: libNS.name)
         // The rendered text straight to libnftables (what `backend.apply` does after rendering), so both
         // paths are timed on the same bytes and rendering is reported on its own.
+        let slabBefore = ProcessMemory.meminfo
         let (_, applyMs) = try await timedAsync { try await backend.library.run(script) }
+        let slabAfter = ProcessMemory.meminfo
+        let cost = BenchResults.Cost(
+            services: size, elements: ruleset.elementCount, chains: ruleset.chainCount, rules: ruleset.ruleCount,
+            rssBeforeBytes: rssBefore, peakRSSBytes: ProcessMemory.status["VmHWM"] ?? 0,
+            slabDeltaBytes: (slabAfter["Slab"] ?? 0) - (slabBefore["Slab"] ?? 0),
+            sUnreclaimDeltaBytes: (slabAfter["SUnreclaim"] ?? 0) - (slabBefore["SUnreclaim"] ?? 0)
+        )
         let execMs = try await execApply(script, in: execNS.name)
         let cold = BenchResults.ColdSync(
             services: size, endpoints: size * options.endpointsPerService,
@@ -44,28 +57,32 @@ struct Bench {
         )
         log("  cold: \(ruleset.elementCount) elements, \(ruleset.chainCount) chains; "
             + "compile \(fixed(compileMs, 1)) ms, plan \(fixed(planMs, 1)) ms, render \(fixed(renderMs, 1)) ms, "
-            + "libnftables \(fixed(applyMs, 1)) ms, nft -f \(fixed(execMs, 1)) ms")
+            + "libnftables \(fixed(applyMs, 1)) ms, nft -f \(fixed(execMs, 1)) ms; "
+            + "peak RSS \(cost.peakRSSBytes >> 20) MiB, SUnreclaim +\(cost.sUnreclaimDeltaBytes >> 20) MiB")
 
         // Single changes. Both namespaces hold `current`; each change's transaction goes to both.
         var rng = SplitMix64(seed: options.seed ^ UInt64(size))
-        var current = ruleset
+        // The agent's compiler: it starts from the cold ruleset and recompiles only what each change touches.
+        var compiler = IncrementalCompiler(node: node)
+        compiler.update(cluster.state, changed: nil)
         var total: [Double] = [], compileT: [Double] = [], planT: [Double] = [], applyT: [Double] = []
         var execT: [Double] = []
         var kinds: [String: Int] = [:]
         var commands = 0
         let clock = ContinuousClock()
+        let origin = clock.now
+        var meter = ProgressMeter(label: "  size \(size) · single-change", total: options.changes, at: 0)
         for n in 0..<options.changes {
             let kind = ChangeKind.allCases[n % ChangeKind.allCases.count]
             let t0 = clock.now
-            cluster.apply(kind, using: &rng)
+            let dirty = cluster.apply(kind, using: &rng)
             let t1 = clock.now
-            let desired = compile(cluster.state, for: node).ruleset
+            let change = compiler.update(cluster.state, changed: dirty)
             let t2 = clock.now
-            let tx = desired.transaction(from: current)
+            let tx = compiler.ruleset.transaction(from: change.before, scope: change.scope)
             let t3 = clock.now
             try await backend.apply(tx)
             let t4 = clock.now
-            current = desired
             total.append((t4 - t0).milliseconds)
             compileT.append((t2 - t1).milliseconds)
             planT.append((t3 - t2).milliseconds)
@@ -73,7 +90,7 @@ struct Bench {
             kinds[kind.rawValue, default: 0] += 1
             commands += tx.commands.count
             if !tx.isEmpty { execT.append(try await execApply(tx.description, in: execNS.name)) }
-            if (n + 1) % 50 == 0 { log("  \(n + 1)/\(options.changes) changes") }
+            if let line = meter.step(n + 1, at: (clock.now - origin).milliseconds / 1000) { log(line) }
         }
         var floor: [Double] = []
         for _ in 0..<15 {
@@ -83,6 +100,7 @@ struct Bench {
         }
         // The kernel must now hold what we think it holds, in both namespaces.
         let readBack = try await backend.read(node.tableIDs)
+        let current = compiler.ruleset
         if readBack.elementCount != current.elementCount || readBack.chainCount != current.chainCount {
             throw BenchError(description: "libnftables namespace holds \(readBack.elementCount) elements / "
                 + "\(readBack.chainCount) chains, expected \(current.elementCount) / \(current.chainCount)")
@@ -99,7 +117,7 @@ struct Bench {
         log("  single change: total p50 \(fixed(single.total.p50, 2)) p99 \(fixed(single.total.p99, 2)) ms "
             + "(compile p50 \(fixed(single.compile.p50, 2)), apply p50 \(fixed(apply.p50, 2))); "
             + "nft -f p50 \(fixed(exec.p50, 2)) p99 \(fixed(exec.p99, 2)) ms")
-        return (cold, single)
+        return (cold, single, cost)
     }
 
     /// a / b, or 0 when b is 0 (JSON has no infinity).

@@ -1,3 +1,4 @@
+import BenchKit
 import NFTModel
 import SwitchboardCore
 
@@ -7,10 +8,22 @@ struct ChurnChange: Sendable {
     /// What the kernel shows once the change is committed. Addresses are never reused by the
     /// synthetic cluster, so presence or absence of one is unambiguous.
     enum Signature: Hashable, Sendable {
-        /// A `service-ips` element with this cluster IP exists (`present`) or is gone.
-        case serviceIP(String, present: Bool)
-        /// An endpoint chain DNATs to this address (`present`) or no longer does.
-        case endpoint(String, present: Bool)
+        /// The Service port's key is in a `service-ips-m<M>` set or in `no-endpoint-services` (`present`), or
+        /// in none of them.
+        case servicePort(ServicePortKey, present: Bool)
+        /// The endpoint address is the data of a `backends` element (a Maglev slot) under the Service port's
+        /// key (`present`), or of none.
+        case endpoint(String, of: ServicePortKey, present: Bool)
+
+        /// The same signature with the cluster IP changed (the API server moves them).
+        func mappingClusterIP(_ transform: (String) -> String) -> Signature {
+            switch self {
+            case .servicePort(let key, let present):
+                .servicePort(key.mappingClusterIP(transform), present: present)
+            case .endpoint(let address, let key, let present):
+                .endpoint(address, of: key.mappingClusterIP(transform), present: present)
+            }
+        }
     }
 
     var kind: ChangeKind
@@ -20,22 +33,48 @@ struct ChurnChange: Sendable {
     var signature: Signature
 }
 
+/// A Service port's entry point as the ruleset keys it (`service-ips-m<M>`, `no-endpoint-services`, and the
+/// prefix of its Maglev slots in `backends`): `10.96.0.10 . tcp . 80`.
+struct ServicePortKey: Hashable, Sendable, CustomStringConvertible {
+    var clusterIP: String
+    var proto: String
+    var port: Int
+
+    /// The first port of `service` at its first cluster IP (the synthetic Services have one of each).
+    init?(_ service: Service) {
+        guard let ip = service.clusterIPs.first, let port = service.ports.first else { return nil }
+        self.init(clusterIP: ip.description, proto: port.protocol.nftName, port: port.port)
+    }
+
+    init(clusterIP: String, proto: String, port: Int) {
+        self.clusterIP = clusterIP
+        self.proto = proto
+        self.port = port
+    }
+
+    var description: String { "\(clusterIP) . \(proto) . \(port)" }
+
+    func mappingClusterIP(_ transform: (String) -> String) -> ServicePortKey {
+        ServicePortKey(clusterIP: transform(clusterIP), proto: proto, port: port)
+    }
+}
+
 extension SyntheticCluster {
     /// `apply(kind, using:)`, made through the same mutators with the same random choices, but returning
-    /// what changed. (`apply` itself returns nothing; it belongs to the single-change part.)
-    mutating func change(_ kind: ChangeKind, using rng: inout SplitMix64) -> ChurnChange? {
+    /// what changed as objects and the signature to look for, instead of the dirty set.
+    mutating func churnChange(_ kind: ChangeKind, using rng: inout SplitMix64) -> ChurnChange? {
         func ref(_ i: Int) -> ObjectRef { ObjectRef(namespace: Self.namespace, name: "svc-\(i)") }
         func sliceRef(_ i: Int) -> ObjectRef { ObjectRef(namespace: Self.namespace, name: "svc-\(i)-bench") }
-        func clusterIP(_ i: Int) -> String? { state.services[ref(i)]?.clusterIPs.first?.description }
+        func portKey(_ i: Int) -> ServicePortKey? { state.services[ref(i)].flatMap(ServicePortKey.init) }
         switch kind {
         case .addEndpoint:
             guard let i = live.randomElement(using: &rng) else { return nil }
             addEndpoint(to: i)
-            guard let slice = state.slices[sliceRef(i)], let added = slice.endpoints.last?.addresses.first else {
-                return nil
-            }
+            guard let slice = state.slices[sliceRef(i)], let added = slice.endpoints.last?.addresses.first,
+                let key = portKey(i)
+            else { return nil }
             return ChurnChange(kind: kind, service: ref(i), upserts: [.endpointSlice(slice)], deletes: [],
-                               signature: .endpoint(added.description, present: true))
+                               signature: .endpoint(added.description, of: key, present: true))
         case .removeEndpoint:
             // As `apply`: prefer a Service that keeps at least one endpoint.
             var chosen: Int?
@@ -47,23 +86,23 @@ extension SyntheticCluster {
             }
             if chosen == nil { chosen = live.randomElement(using: &rng) }
             guard let i = chosen, let removed = state.slices[sliceRef(i)]?.endpoints.first?.addresses.first,
-                removeEndpoint(from: i), let slice = state.slices[sliceRef(i)]
+                let key = portKey(i), removeEndpoint(from: i), let slice = state.slices[sliceRef(i)]
             else { return nil }
             return ChurnChange(kind: kind, service: ref(i), upserts: [.endpointSlice(slice)], deletes: [],
-                               signature: .endpoint(removed.description, present: false))
+                               signature: .endpoint(removed.description, of: key, present: false))
         case .addService:
             let objects = addService()
-            guard case .service(let service)? = objects.first, let ip = service.clusterIPs.first else { return nil }
+            guard case .service(let service)? = objects.first, let key = ServicePortKey(service) else { return nil }
             return ChurnChange(kind: kind, service: service.ref, upserts: objects, deletes: [],
-                               signature: .serviceIP(ip.description, present: true))
+                               signature: .servicePort(key, present: true))
         case .removeService:
-            guard let i = live.randomElement(using: &rng), let ip = clusterIP(i),
+            guard let i = live.randomElement(using: &rng), let key = portKey(i),
                 let service = state.services[ref(i)], let slice = state.slices[sliceRef(i)]
             else { return nil }
             removeService(i)
             return ChurnChange(kind: kind, service: ref(i), upserts: [],
                                deletes: [.endpointSlice(slice), .service(service)],
-                               signature: .serviceIP(ip, present: false))
+                               signature: .servicePort(key, present: false))
         }
     }
 
@@ -75,57 +114,93 @@ extension SyntheticCluster {
 }
 
 /// The part of our `ip` table that signatures look at, kept up to date from every committed transaction:
-/// the cluster IPs in `service-ips`, and the addresses that endpoint chains DNAT to.
+/// the Service port keys in the `service-ips-m<M>` sets and `no-endpoint-services`, and each Service port's
+/// Maglev slots in `backends` (slot → endpoint address).
+///
+/// The `backends` data under the Service's own key is exact for an endpoint; `hairpin` (`E . E`) would be
+/// too here (addresses are never shared), but not in general, as several Services may share an endpoint.
 struct KernelPresence {
     static let table = TableID(.ip, "switchboard")
-    private(set) var serviceIPs: Set<String> = []
-    private var endpointByChain: [String: String] = [:]
-    private(set) var endpoints: [String: Int] = [:]
+    /// The sets whose keys are Service ports: one per Maglev size, and the ports without endpoints.
+    static let portSets: Set<String> = Set(MaglevTable.ladder.map(RulesetNames.serviceVIPs))
+        .union([RulesetNames.noEndpointServices])
+
+    /// Set name → the Service port keys in it. A port moves between sets as its endpoint count changes.
+    private var ports: [String: Set<String>] = [:]
+    /// Service port key → endpoint address per Maglev slot ("" for none).
+    private var slots: [String: [String]] = [:]
 
     mutating func apply(_ transaction: Transaction) {
         for command in transaction.commands {
             switch command {
             case .deleteTable(let t) where t == Self.table:
-                serviceIPs = []
-                endpointByChain = [:]
-                endpoints = [:]
-            case .addElements(let t, let set, let elements) where t == Self.table && set == RulesetNames.serviceIPs:
-                for e in elements { serviceIPs.insert(Self.firstWord(e.key)) }
-            case .deleteElements(let t, let set, let keys) where t == Self.table && set == RulesetNames.serviceIPs:
-                for k in keys { serviceIPs.remove(Self.firstWord(k)) }
-            case .addRule(let t, let chain, let rule) where t == Self.table:
-                if let address = Self.dnatAddress(rule.text), endpointByChain[chain] != address {
-                    if let old = endpointByChain.updateValue(address, forKey: chain) { release(old) }
-                    endpoints[address, default: 0] += 1
+                ports = [:]
+                slots = [:]
+            case .deleteSet(let t, let name, _) where t == Self.table:
+                if Self.portSets.contains(name) { ports[name] = nil }
+                if name == RulesetNames.backends { slots = [:] }
+            case .addSet(let t, let set) where t == Self.table && !set.elements.isEmpty:
+                add(set.name, set.elements.map { Command.Element(key: $0.key, data: $0.value) })
+            case .addElements(let t, let set, let elements) where t == Self.table:
+                add(set, elements)
+            case .deleteElements(let t, let set, let keys) where t == Self.table:
+                if Self.portSets.contains(set) {
+                    ports[set]?.subtract(keys)
+                } else if set == RulesetNames.backends {
+                    for key in keys {
+                        guard let (port, slot) = Self.slot(key), slots[port]?.indices.contains(slot) == true else {
+                            continue
+                        }
+                        slots[port]![slot] = ""
+                        if slots[port]!.allSatisfy(\.isEmpty) { slots[port] = nil }
+                    }
                 }
-            case .deleteChain(let t, let chain) where t == Self.table:
-                if let old = endpointByChain.removeValue(forKey: chain) { release(old) }
             default:
                 break
             }
         }
     }
 
-    func holds(_ signature: ChurnChange.Signature) -> Bool {
-        switch signature {
-        case .serviceIP(let ip, let present): serviceIPs.contains(ip) == present
-        case .endpoint(let address, let present): (endpoints[address] != nil) == present
+    private mutating func add(_ set: String, _ elements: [Command.Element]) {
+        if Self.portSets.contains(set) {
+            ports[set, default: []].formUnion(elements.map(\.key))
+        } else if set == RulesetNames.backends {
+            for element in elements {
+                guard let (port, slot) = Self.slot(element.key) else { continue }
+                var addresses = slots[port] ?? []
+                if addresses.count <= slot { addresses += Array(repeating: "", count: slot + 1 - addresses.count) }
+                addresses[slot] = Self.firstWord(element.data)
+                slots[port] = addresses
+            }
         }
     }
 
-    private mutating func release(_ address: String) {
-        if let n = endpoints[address] { endpoints[address] = n > 1 ? n - 1 : nil }
+    func holds(_ signature: ChurnChange.Signature) -> Bool {
+        switch signature {
+        case .servicePort(let key, let present):
+            let text = key.description
+            return ports.values.contains { $0.contains(text) } == present
+        case .endpoint(let address, let key, let present):
+            return (slots[key.description]?.contains(address) ?? false) == present
+        }
     }
 
-    private static func firstWord(_ key: String) -> String {
-        String(key.prefix { $0 != " " })
+    /// Service port keys in the kernel (with or without endpoints).
+    var servicePortCount: Int { ports.values.reduce(0) { $0 + $1.count } }
+
+    /// `10.96.0.10 . tcp . 80 . 17` → (`10.96.0.10 . tcp . 80`, 17).
+    static func slot(_ key: String) -> (port: String, slot: Int)? {
+        // The slot and the port are numbers, so the last "." is the separator before the slot.
+        guard let dot = key.lastIndex(of: "."), let slot = Int(key[key.index(after: dot)...].drop { $0 == " " }),
+            slot >= 0
+        else { return nil }
+        var port = key[..<dot]
+        while port.last == " " { port = port.dropLast() }
+        return (String(port), slot)
     }
 
-    /// `... dnat to 10.128.0.5:8080` → `10.128.0.5` (IPv4 only: the synthetic cluster is IPv4).
-    static func dnatAddress(_ rule: String) -> String? {
-        guard let range = rule.range(of: "dnat to ") else { return nil }
-        let target = rule[range.upperBound...].prefix { $0 != " " }
-        guard let colon = target.lastIndex(of: ":") else { return String(target) }
-        return String(target[..<colon])
+    /// `10.244.0.2 . 8080` → `10.244.0.2`.
+    private static func firstWord(_ text: String) -> String {
+        String(text.prefix { $0 != " " })
     }
 }

@@ -1,3 +1,4 @@
+import BenchKit
 import Foundation
 import KubeAPI
 import Logging
@@ -6,42 +7,6 @@ import Netfilter
 import SwitchboardAgent
 import SwitchboardCore
 import SwitchboardTesting
-
-/// What a churn run measured (issue 4, part 3). Times in ms.
-struct ChurnResult: Codable, Sendable {
-    /// `in-memory` (FakeClusterSource) or `apiserver` (KubeClusterSource against ../shared/k8s).
-    var source: String
-    var services: Int
-    var endpointsPerService: Int
-    var rate: Int
-    var seconds: Int
-    var minSyncPeriod: String
-    var syncPeriod: String
-    /// API mode: how long creating the cluster through the API took (s), and the Service types it got.
-    var apiCreateSeconds: Double?
-    var apiServiceTypes: [String: Int]?
-    /// Controller start to the first successful (full) sync.
-    var initialSyncMs: Double
-    var pushed: Int
-    var committed: Int
-    /// Changes never seen committed before the run ended, by kind.
-    var notCommitted: [String: Int]
-    /// Changes to a Service that was removed before they were committed (so they never will be), by kind.
-    var superseded: [String: Int]
-    /// Change made (sent) → transaction holding it committed.
-    var latency: Summary
-    var latencyByKind: [String: Summary]
-    /// API mode: each change's requests, sent to answered.
-    var apiWrite: Summary?
-    /// How late the pushes ran behind the schedule at the end (ms); a large value means the rate was not met.
-    var scheduleLagMs: Double
-    var syncs: Int
-    var fullSyncs: Int
-    var failedSyncs: Int
-    var syncDuration: Summary
-    var partialSyncDuration: Summary
-    var fullSyncDuration: Summary
-}
 
 /// Churn through the real `Controller`, in process: the synthetic cluster goes to the controller (from
 /// memory, or through the API server), the controller applies through `KernelNFTables` in a scratch
@@ -162,7 +127,7 @@ struct ChurnRun {
                 if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
                 lagMs = (ContinuousClock.now - due).milliseconds
                 let kind = ChangeKind.allCases[k % ChangeKind.allCases.count]
-                guard var change = cluster.change(kind, using: &rng) else { continue }
+                guard var change = cluster.churnChange(kind, using: &rng) else { continue }
                 change.signature = mapSignature(change.signature)
                 pushed += 1
                 if api == nil {

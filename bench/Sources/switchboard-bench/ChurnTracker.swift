@@ -1,3 +1,4 @@
+import BenchKit
 import Foundation
 import NFTModel
 import SwitchboardAgent
@@ -82,7 +83,6 @@ final class ChurnTracker: @unchecked Sendable {
     }
     var reports: [SyncReport] { lock.withLock { syncs } }
     var committedLatencies: [(kind: ChangeKind, ms: Double)] { lock.withLock { latencies } }
-    var kernelServiceIPs: Int { lock.withLock { presence.serviceIPs.count } }
 }
 
 /// The real kernel backend, reporting each committed transaction to a `ChurnTracker`. The commit instant is

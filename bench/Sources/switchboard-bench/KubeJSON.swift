@@ -23,8 +23,7 @@ enum KubeJSON {
 
     /// The same change as the API shows it (cluster IPs moved).
     static func apiSignature(_ signature: ChurnChange.Signature) -> ChurnChange.Signature {
-        if case .serviceIP(let ip, let present) = signature { return .serviceIP(apiClusterIP(ip), present: present) }
-        return signature
+        signature.mappingClusterIP(apiClusterIP)
     }
 
     /// The type a Service gets in the API (see above).

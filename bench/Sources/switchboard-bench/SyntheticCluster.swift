@@ -1,3 +1,4 @@
+import BenchKit
 import SwitchboardCore
 
 /// A synthetic cluster: S Services with one TCP port each and E endpoints each, on one node.
@@ -19,6 +20,8 @@ struct SyntheticCluster {
     private var slices: [Int: EndpointSlice] = [:]
     private var nextService = 0
     private var nextEndpoint = 0
+    /// Services the state reported touched since the last `apply` (the agent's dirty set).
+    private var touched: Set<ObjectRef> = []
 
     init(services: Int, endpointsPerService: Int) {
         self.endpointsPerService = endpointsPerService
@@ -26,6 +29,7 @@ struct SyntheticCluster {
             name: Self.nodeName, addresses: [NodeAddress(type: "InternalIP", address: "192.168.200.10")]
         )))
         for _ in 0..<services { _ = addService() }
+        touched = []
     }
 
     var serviceCount: Int { live.count }
@@ -71,7 +75,7 @@ struct SyntheticCluster {
         live.append(i)
         slices[i] = slice
         let objects: [KubeObject] = [.service(service), .endpointSlice(slice)]
-        for o in objects { state.upsert(o) }
+        for o in objects { touched.formUnion(state.upsert(o)) }
         return objects
     }
 
@@ -82,15 +86,15 @@ struct SyntheticCluster {
             live[at] = last
             position[last] = at
         }
-        state.remove(.endpointSlice(slice))
-        state.remove(.service(Service(ref: ObjectRef(namespace: Self.namespace, name: "svc-\(i)"))))
+        touched.formUnion(state.remove(.endpointSlice(slice)))
+        touched.formUnion(state.remove(.service(Service(ref: ObjectRef(namespace: Self.namespace, name: "svc-\(i)")))))
     }
 
     mutating func addEndpoint(to i: Int) {
         guard var slice = slices[i] else { return }
         slice.endpoints.append(freshEndpoint())
         slices[i] = slice
-        state.upsert(.endpointSlice(slice))
+        touched.formUnion(state.upsert(.endpointSlice(slice)))
     }
 
     /// Removes the first endpoint of Service `i`'s slice; returns false when it has none.
@@ -99,24 +103,39 @@ struct SyntheticCluster {
         guard var slice = slices[i], !slice.endpoints.isEmpty else { return false }
         slice.endpoints.removeFirst()
         slices[i] = slice
-        state.upsert(.endpointSlice(slice))
+        touched.formUnion(state.upsert(.endpointSlice(slice)))
         return true
     }
 
     func endpointCount(of i: Int) -> Int { slices[i]?.endpoints.count ?? 0 }
-}
 
-/// The four single changes the harness cycles through.
-enum ChangeKind: String, Codable, CaseIterable, Sendable {
-    case addEndpoint = "add-endpoint"
-    case removeEndpoint = "remove-endpoint"
-    case addService = "add-service"
-    case removeService = "remove-service"
+    /// Adds the Service the data-plane measurement connects to: a ClusterIP outside the synthetic range whose
+    /// endpoints are real, listening pods. Not among `live`, so random changes never touch it.
+    mutating func addProbeService(clusterIP: IPAddress, port: Int, targetPort: Int, endpoints: [IPAddress]) {
+        let name = "probe"
+        state.upsert(.service(Service(
+            ref: ObjectRef(namespace: Self.namespace, name: name), type: .clusterIP, clusterIPs: [clusterIP],
+            ports: [ServicePort(protocol: .tcp, port: port, targetPort: .number(targetPort))]
+        )))
+        state.upsert(.endpointSlice(EndpointSlice(
+            ref: ObjectRef(namespace: Self.namespace, name: "\(name)-bench"), serviceName: name,
+            ports: [EndpointPort(protocol: .tcp, port: targetPort)],
+            endpoints: endpoints.map { Endpoint(addresses: [$0], ready: true, nodeName: Self.nodeName) }
+        )))
+    }
 }
 
 extension SyntheticCluster {
-    /// Makes one change of `kind` to the cluster state, on a random Service where it needs one.
-    mutating func apply(_ kind: ChangeKind, using rng: inout SplitMix64) {
+    /// Makes one change of `kind` to the cluster state, on a random Service where it needs one; returns
+    /// the Services whose rules may have changed.
+    @discardableResult
+    mutating func apply(_ kind: ChangeKind, using rng: inout SplitMix64) -> Set<ObjectRef> {
+        defer { touched = [] }
+        change(kind, using: &rng)
+        return touched
+    }
+
+    private mutating func change(_ kind: ChangeKind, using rng: inout SplitMix64) {
         switch kind {
         case .addEndpoint:
             if let i = live.randomElement(using: &rng) { addEndpoint(to: i) }

@@ -1,26 +1,26 @@
-import Foundation
 import SwitchboardCore
 
 /// The flags of the churn and peer runs (issue 4, parts 3 and 4). Parsed by `Options.parse`, which hands
-/// over every flag it does not know.
-struct ChurnOptions: Sendable {
+/// over every flag it does not know. Where the defaults come from the environment (`upScript()`,
+/// `switchboardPath()`) lives in the executable: this is only what was asked for.
+public struct ChurnOptions: Sendable, Equatable {
     /// `--churn`: changes through the real `Controller`, in process.
-    var churn = false
+    public var churn = false
     /// `--apiserver`: the churn run's changes go through the real kube-apiserver of ../shared/k8s.
-    var apiserver = false
+    public var apiserver = false
     /// `--peer`: kube-proxy v1.20.2 (iptables) and `switchboard run`, side by side, through the API.
-    var peer = false
-    var rate = 20
-    var seconds = 60
-    var services = 10000
-    var minSyncPeriod: Duration = .seconds(1)
-    var syncPeriod: Duration = .seconds(30)
+    public var peer = false
+    public var rate = 20
+    public var seconds = 60
+    public var services = 10000
+    public var minSyncPeriod: Duration = .seconds(1)
+    public var syncPeriod: Duration = .seconds(30)
     /// `up.sh` of ../shared/k8s; default: `SWITCHBOARD_K8S_UP`, else ../shared/k8s/up.sh from the working directory.
-    var k8sUp: String?
+    public var k8sUp: String?
     /// The `switchboard` binary for `--peer`; default: next to this executable.
-    var switchboardBinary: String?
+    public var switchboardBinary: String?
     /// Concurrent requests while creating the cluster through the API.
-    var apiConcurrency = 16
+    public var apiConcurrency = 16
 
     static let usage = """
           --churn                 churn through the real controller: --churn-rate changes/s for --churn-seconds
@@ -37,7 +37,7 @@ struct ChurnOptions: Sendable {
         """
 
     /// Consumes `flag` if it is one of ours; `value` pops the flag's argument.
-    mutating func parse(_ flag: String, value: () throws -> String) throws -> Bool {
+    public mutating func parse(_ flag: String, value: () throws -> String) throws -> Bool {
         func positive() throws -> Int {
             let text = try value()
             guard let n = Int(text), n > 0 else {
@@ -69,7 +69,7 @@ struct ChurnOptions: Sendable {
         return true
     }
 
-    func validate() throws {
+    public func validate() throws {
         if apiserver && !churn && !peer {
             throw Options.UsageError(description: "--apiserver goes with --churn")
         }
@@ -79,39 +79,23 @@ struct ChurnOptions: Sendable {
     }
 
     /// Whether the default runs (cold, single change, Maglev) are replaced by churn / peer runs.
-    var selected: Bool { churn || peer }
+    public var selected: Bool { churn || peer }
 
     /// `-churn`, `-peer`, `-churn-peer` or empty: churn and peer runs never overwrite `latest.*`.
-    var resultSuffix: String {
+    public var resultSuffix: String {
         (churn ? (apiserver ? "-churn-api" : "-churn") : "") + (peer ? "-peer" : "")
-    }
-
-    /// The script that starts the control plane, or nil with the reason.
-    func upScript() -> (path: String?, reason: String) {
-        let candidates = [k8sUp, ProcessInfo.processInfo.environment["SWITCHBOARD_K8S_UP"], "../shared/k8s/up.sh"]
-        for case let path? in candidates where !path.isEmpty {
-            if FileManager.default.isExecutableFile(atPath: path) {
-                return (URL(fileURLWithPath: path).standardizedFileURL.path, "")
-            }
-        }
-        return (nil, "no executable up.sh (tried --k8s-up, $SWITCHBOARD_K8S_UP, ../shared/k8s/up.sh)")
-    }
-
-    /// The `switchboard` binary: `--switchboard-bin`, `$SWITCHBOARD_BIN`, or the one built next to us.
-    func switchboardPath() -> String? {
-        if let switchboardBinary { return switchboardBinary }
-        if let env = ProcessInfo.processInfo.environment["SWITCHBOARD_BIN"], !env.isEmpty { return env }
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("switchboard").path
-        return FileManager.default.isExecutableFile(atPath: beside) ? beside : nil
     }
 }
 
 extension Duration {
-    /// `1s`, `500ms`: for reports.
-    var goText: String {
-        let ms = milliseconds
-        if ms >= 1000 && ms.truncatingRemainder(dividingBy: 1000) == 0 { return "\(Int(ms / 1000))s" }
-        return "\(fixed(ms, ms.rounded() == ms ? 0 : 1))ms"
+    /// `1s`, `500ms`, `1500us`: Go's duration syntax, exact (integer arithmetic: the flags go to kube-proxy and
+    /// `switchboard run` as this text, and into reports).
+    public var goText: String {
+        let c = components
+        let nanoseconds = c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+        if nanoseconds % 1_000_000_000 == 0 { return "\(nanoseconds / 1_000_000_000)s" }
+        if nanoseconds % 1_000_000 == 0 { return "\(nanoseconds / 1_000_000)ms" }
+        if nanoseconds % 1_000 == 0 { return "\(nanoseconds / 1_000)us" }
+        return "\(nanoseconds)ns"
     }
 }

@@ -1,30 +1,36 @@
 /// Command-line options of `switchboard-bench`. Parsed by hand: the harness takes a handful of flags and
 /// this slice keeps its dependencies to the project's own modules.
-struct Options: Sendable {
-    var quick = false
-    var sizes: [Int] = [100, 1000, 10000, 30000]
-    var endpointsPerService = 10
-    var changes = 200
-    var outputDirectory = "bench/results"
-    var seed: UInt64 = 0x5b1e_0c1d
+public struct Options: Sendable, Equatable {
+    public var quick = false
+    public var sizes: [Int] = [100, 1000, 10000, 30000]
+    public var endpointsPerService = 10
+    public var changes = 200
+    public var outputDirectory = "bench/results"
+    public var seed: UInt64 = 0x5b1e_0c1d
+    /// TCP connects per size for the data-plane measurement (0: skip it).
+    public var connects = 2000
     /// Churn and peer runs (ChurnOptions.swift); when either is chosen, only they run.
-    var churn = ChurnOptions()
+    public var churn = ChurnOptions()
 
-    static let usage = """
+    public init() {}
+
+    public static let usage = """
         usage: switchboard-bench [--quick] [--sizes 100,1000,10000,30000] [--endpoints 10] [--changes 200]
-                                 [--output bench/results] [--seed N]
-          --quick   sizes 100,1000 and 30 changes; writes quick.json / quick.md instead of latest.*
+                                 [--connects 2000] [--output bench/results] [--seed N]
+          --quick     sizes 100,1000, 30 changes, 300 connects; writes quick.* instead of latest.*
+          --connects  data-plane TCP connects per size through a ClusterIP (0 skips the data plane)
         \(ChurnOptions.usage)
         """
 
-    struct UsageError: Error, CustomStringConvertible {
-        var description: String
+    public struct UsageError: Error, CustomStringConvertible {
+        public var description: String
     }
 
-    static func parse(_ arguments: [String]) throws -> Options {
+    public static func parse(_ arguments: [String]) throws -> Options {
         var options = Options()
         var sizesGiven = false
         var changesGiven = false
+        var connectsGiven = false
         var rest = arguments[...]
         func value(_ flag: String) throws -> String {
             guard let v = rest.popFirst() else { throw UsageError(description: "\(flag) needs a value\n\(usage)") }
@@ -47,6 +53,13 @@ struct Options: Sendable {
             case "--changes":
                 options.changes = try positive(arg, try value(arg))
                 changesGiven = true
+            case "--connects":
+                let text = try value(arg)
+                guard let n = Int(text), n >= 0 else {
+                    throw UsageError(description: "\(arg): not a non-negative integer: \(text)")
+                }
+                options.connects = n
+                connectsGiven = true
             case "--output": options.outputDirectory = try value(arg)
             case "--seed":
                 guard let s = UInt64(try value(arg)) else { throw UsageError(description: "--seed: not a number") }
@@ -61,12 +74,14 @@ struct Options: Sendable {
         if options.quick {
             if !sizesGiven { options.sizes = [100, 1000] }
             if !changesGiven { options.changes = 30 }
+            if !connectsGiven { options.connects = 300 }
         }
         guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
         try options.churn.validate()
         return options
     }
 
-    /// `quick` or `latest`: a quick run never overwrites the committed full results.
-    var resultBaseName: String { quick ? "quick" : "latest" + churn.resultSuffix }
+    /// `quick` or `latest`, then the churn / peer suffix: a quick run never overwrites the committed full
+    /// results, and a churn or peer run never overwrites the size runs' (`latest-churn`, `quick-peer`, ...).
+    public var resultBaseName: String { (quick ? "quick" : "latest") + churn.resultSuffix }
 }
