@@ -69,14 +69,23 @@ let package = Package(
             ]
         ),
         // The bench's pure parts (statistics, options, results, Markdown, SVG), so they can be unit-tested.
+        // SwitchboardCore (pure) for `GoDuration`: the churn flags parse durations exactly as `switchboard run`.
         .target(
             name: "BenchKit",
-            dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["SwitchboardCore", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "bench/Sources/BenchKit"
         ),
         .executableTarget(
             name: "switchboard-bench",
-            dependencies: ["BenchKit", "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting"],
+            dependencies: [
+                "BenchKit", "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting",
+                "SwitchboardAgent", "KubeAPI",
+                // Churn and peer runs: the controller's logger, and writes to the API server.
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),

@@ -9,6 +9,8 @@ public struct Options: Sendable, Equatable {
     public var seed: UInt64 = 0x5b1e_0c1d
     /// TCP connects per size for the data-plane measurement (0: skip it).
     public var connects = 2000
+    /// Churn and peer runs (ChurnOptions.swift); when either is chosen, only they run.
+    public var churn = ChurnOptions()
 
     public init() {}
 
@@ -17,6 +19,7 @@ public struct Options: Sendable, Equatable {
                                  [--connects 2000] [--output bench/results] [--seed N]
           --quick     sizes 100,1000, 30 changes, 300 connects; writes quick.* instead of latest.*
           --connects  data-plane TCP connects per size through a ClusterIP (0 skips the data plane)
+        \(ChurnOptions.usage)
         """
 
     public struct UsageError: Error, CustomStringConvertible {
@@ -62,7 +65,10 @@ public struct Options: Sendable, Equatable {
                 guard let s = UInt64(try value(arg)) else { throw UsageError(description: "--seed: not a number") }
                 options.seed = s
             case "-h", "--help": throw UsageError(description: usage)
-            default: throw UsageError(description: "unknown argument \(arg)\n\(usage)")
+            default:
+                guard try options.churn.parse(arg, value: { try value(arg) }) else {
+                    throw UsageError(description: "unknown argument \(arg)\n\(usage)")
+                }
             }
         }
         if options.quick {
@@ -71,9 +77,11 @@ public struct Options: Sendable, Equatable {
             if !connectsGiven { options.connects = 300 }
         }
         guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
+        try options.churn.validate()
         return options
     }
 
-    /// `quick` or `latest`: a quick run never overwrites the committed full results.
-    public var resultBaseName: String { quick ? "quick" : "latest" }
+    /// `quick` or `latest`, then the churn / peer suffix: a quick run never overwrites the committed full
+    /// results, and a churn or peer run never overwrites the size runs' (`latest-churn`, `quick-peer`, ...).
+    public var resultBaseName: String { (quick ? "quick" : "latest") + churn.resultSuffix }
 }

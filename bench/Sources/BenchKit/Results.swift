@@ -134,10 +134,14 @@ public struct BenchResults: Codable, Sendable, Equatable {
     public var maglev: [MaglevBuild] = []
     public var dataPlane: [DataPlane] = []
     public var costs: [Cost] = []
+    /// Churn and peer runs (Results+Churn.swift); absent unless asked for.
+    public var churn: [ChurnResult]? = nil
+    public var peer: PeerResult? = nil
 
     public init(
         machine: Machine, parameters: Parameters, coldSync: [ColdSync] = [], singleChange: [SingleChange] = [],
-        maglev: [MaglevBuild] = [], dataPlane: [DataPlane] = [], costs: [Cost] = []
+        maglev: [MaglevBuild] = [], dataPlane: [DataPlane] = [], costs: [Cost] = [], churn: [ChurnResult]? = nil,
+        peer: PeerResult? = nil
     ) {
         self.machine = machine
         self.parameters = parameters
@@ -146,6 +150,8 @@ public struct BenchResults: Codable, Sendable, Equatable {
         self.maglev = maglev
         self.dataPlane = dataPlane
         self.costs = costs
+        self.churn = churn
+        self.peer = peer
     }
 }
 

@@ -125,14 +125,6 @@ struct SyntheticCluster {
     }
 }
 
-/// The four single changes the harness cycles through.
-enum ChangeKind: String, Codable, CaseIterable, Sendable {
-    case addEndpoint = "add-endpoint"
-    case removeEndpoint = "remove-endpoint"
-    case addService = "add-service"
-    case removeService = "remove-service"
-}
-
 extension SyntheticCluster {
     /// Makes one change of `kind` to the cluster state, on a random Service where it needs one; returns
     /// the Services whose rules may have changed.

@@ -51,21 +51,25 @@ let bench = Bench(options: options, log: progress)
 let dataPlane = DataPlaneBench(options: options, log: progress)
 let runStart = ContinuousClock.now
 do {
-    for (i, size) in options.sizes.enumerated() {
-        let elapsed = durationText((ContinuousClock.now - runStart).milliseconds / 1000)
-        progress("size \(size) Services x \(options.endpointsPerService) endpoints "
-            + "(\(i + 1)/\(options.sizes.count), run \(elapsed) so far)")
-        let (cold, single, cost) = try await bench.run(size: size)
-        results.coldSync.append(cold)
-        results.singleChange.append(single)
-        results.costs.append(cost)
-        if options.connects > 0 {
-            results.dataPlane.append(try await dataPlane.run(size: size))
+    if options.churn.selected {
+        (results.churn, results.peer) = try await runChurnAndPeer(options, log: progress)  // ChurnMain.swift
+    } else {
+        for (i, size) in options.sizes.enumerated() {
+            let elapsed = durationText((ContinuousClock.now - runStart).milliseconds / 1000)
+            progress("size \(size) Services x \(options.endpointsPerService) endpoints "
+                + "(\(i + 1)/\(options.sizes.count), run \(elapsed) so far)")
+            let (cold, single, cost) = try await bench.run(size: size)
+            results.coldSync.append(cold)
+            results.singleChange.append(single)
+            results.costs.append(cost)
+            if options.connects > 0 {
+                results.dataPlane.append(try await dataPlane.run(size: size))
+            }
         }
+        results.dataPlane = BenchResults.DataPlane.relatingToSmallest(results.dataPlane)
+        progress("maglev build times")
+        results.maglev = bench.maglev()
     }
-    results.dataPlane = BenchResults.DataPlane.relatingToSmallest(results.dataPlane)
-    progress("maglev build times")
-    results.maglev = bench.maglev()
 
     let directory = URL(fileURLWithPath: options.outputDirectory, isDirectory: true)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -74,18 +78,26 @@ do {
     let json = directory.appendingPathComponent("\(options.resultBaseName).json")
     let md = directory.appendingPathComponent("\(options.resultBaseName).md")
     try (encoder.encode(results) + Data("\n".utf8)).write(to: json)
-    try Data(results.markdown.utf8).write(to: md)
-    let svg = directory.appendingPathComponent("\(options.resultBaseName).svg")
-    try Data(results.syncLatencyChart().svg().utf8).write(to: svg)
-    var written = [json.path, md.path, svg.path]
-    if !results.dataPlane.isEmpty {
-        let dataPlaneSVG = directory.appendingPathComponent("\(options.resultBaseName).dataplane.svg")
-        try Data(results.dataPlaneChart().svg().utf8).write(to: dataPlaneSVG)
-        written.append(dataPlaneSVG.path)
+    var written = [json.path, md.path]
+    let markdown: String
+    if options.churn.selected {
+        markdown = results.churnMarkdown
+    } else {
+        markdown = results.markdown
+        // Charts are over cluster size; a churn or peer run has one size and no chart.
+        let svg = directory.appendingPathComponent("\(options.resultBaseName).svg")
+        try Data(results.syncLatencyChart().svg().utf8).write(to: svg)
+        written.append(svg.path)
+        if !results.dataPlane.isEmpty {
+            let dataPlaneSVG = directory.appendingPathComponent("\(options.resultBaseName).dataplane.svg")
+            try Data(results.dataPlaneChart().svg().utf8).write(to: dataPlaneSVG)
+            written.append(dataPlaneSVG.path)
+        }
     }
+    try Data(markdown.utf8).write(to: md)
     let total = durationText((ContinuousClock.now - runStart).milliseconds / 1000)
     progress("wrote \(written.joined(separator: ", ")) (run \(total))")
-    print(results.markdown)
+    print(markdown)
 } catch {
     progress("switchboard-bench failed: \(error)")
     exit(1)
