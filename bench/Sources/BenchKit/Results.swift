@@ -79,7 +79,7 @@ public struct BenchResults: Codable, Sendable, Equatable {
         public var services: Int
         public var changes: Int
         public var kinds: [String: Int]
-        /// Event to committed: state update, whole-cluster compile, plan, apply (libnftables).
+        /// Event to committed: state update, incremental compile of the touched Services, scoped plan, apply (libnftables).
         public var total: Summary
         public var compile: Summary
         public var plan: Summary
@@ -179,7 +179,7 @@ extension BenchResults {
         )
 
         md += "\n## Single-change sync, event to committed (ms)\n\n"
-        md += "Compile is whole-cluster on every change (what the agent does today).\n\n"
+        md += "Compile is incremental (only the touched Services) and the plan covers only what they touched, as in the agent.\n\n"
         md += table(
             ["Services", "n", "total p50", "p90", "p99", "max", "compile p50", "plan p50", "apply p50", "apply p99",
              "`nft -f` p50", "`nft -f` p99", "exec floor p50", "ratio p50", "ratio p99"],
