@@ -7,4 +7,13 @@ public protocol NFTablesBackend: Sendable {
     func apply(_ transaction: Transaction) async throws
     /// The current contents of the given tables (absent tables are simply not in the result).
     func read(_ tables: Set<TableID>) async throws -> Ruleset
+    /// One set or map with its elements; nil if it (or its table) does not exist. Cheap for a small set
+    /// even when the table holds millions of elements elsewhere (which `read` must all fetch).
+    func readSet(_ table: TableID, _ name: String) async throws -> NFTSet?
+}
+
+extension NFTablesBackend {
+    public func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
+        try await read([table])[table]?.sets[name]
+    }
 }

@@ -54,6 +54,24 @@ public struct KernelNFTables: NFTablesBackend {
         return result
     }
 
+    /// `list set` (or `list map`) of one set: libnftables fetches only that set's elements.
+    public func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
+        guard isValidNFTIdentifier(table.name), isValidNFTIdentifier(name) else {
+            throw NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid name \"\(table.name)\" / \"\(name)\"")
+        }
+        for keyword in ["set", "map"] {
+            let json: String
+            do {
+                json = try await library.listJSON("list \(keyword) \(table) \(name)")
+            } catch {
+                if error.isNotFound { continue }
+                throw error
+            }
+            if let set = try Self.decode(json)[table]?.sets[name] { return set }
+        }
+        return nil
+    }
+
     /// Every table in the namespace, ours and everyone else's, for `switchboard diff`.
     public func readAll() async throws -> Ruleset {
         try Self.decode(try await listRulesetJSON())

@@ -17,6 +17,8 @@ public struct SyncReport: Hashable, Sendable {
     public var commands: Int
     /// Services whose rules may have changed since the previous successful sync.
     public var changedServices: Int
+    /// A periodic full sync found our tables intact (their canary present) and did a partial one instead.
+    public var verifiedIntact: Bool = false
 
     public var succeeded: Bool { error == nil }
 }
@@ -37,6 +39,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     public let node: NodeContext
     public let minSyncPeriod: Duration
     public let syncPeriod: Duration
+    /// How often the tables are rebuilt whole even when they look intact (kube-proxy's nftables mode: 1 h).
+    public let fullSyncPeriod: Duration
 
     private let source: Source
     private let backend: any NFTablesBackend
@@ -54,6 +58,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     public init(
         source: Source, backend: any NFTablesBackend, node: NodeContext,
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
+        fullSyncPeriod: Duration = .seconds(3600),
         clock: C, metrics: AgentMetrics, health: HealthState, logger: Logger,
         wallClock: @escaping @Sendable () -> Date = { Date() },
         onSync: (@Sendable (SyncReport) -> Void)? = nil
@@ -63,6 +68,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         self.node = node
         self.minSyncPeriod = minSyncPeriod
         self.syncPeriod = syncPeriod
+        self.fullSyncPeriod = fullSyncPeriod
         self.clock = clock
         self.metrics = metrics
         self.health = health
@@ -170,6 +176,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         var kernelInSync = false
         /// The compiler's diagnostics at the last sync: only new ones are logged and counted.
         var compilerDiagnostics: Set<Diagnostic> = []
+        /// When the tables were last rebuilt whole (a successful full sync).
+        var lastRebuild: C.Instant?
     }
 
     private func handle(_ event: SourceEvent, _ run: inout LoopState) {
@@ -198,10 +206,24 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         _ = run.scheduler.changed(at: clock.now)
     }
 
-    /// One sync; returns the kind actually done (full when nothing was applied yet) and whether it succeeded.
+    /// One sync; returns the kind that satisfies the scheduler (full when nothing was applied yet; full
+    /// too when a periodic full sync found the tables intact) and whether it succeeded.
+    ///
+    /// A periodic full sync first checks each table's canary element (one tiny `list set`): a table that
+    /// was flushed or deleted has lost it, and is rebuilt at once. An intact table is only rebuilt whole
+    /// every `fullSyncPeriod`, since at 10k Services that re-adds two million elements (~30 s); edits
+    /// the canary cannot see are repaired then, or as soon as a partial batch trips over them (a failed
+    /// batch is retried as a full sync).
     private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool) {
         let started = ContinuousClock.now
-        let kind: SyncKind = run.kernelInSync ? requested : .full
+        var kind: SyncKind = run.kernelInSync ? requested : .full
+        var verified = false
+        if kind == .full, run.kernelInSync, let last = run.lastRebuild, clock.now < last.advanced(by: fullSyncPeriod),
+            await tablesIntact()
+        {
+            kind = .partial
+            verified = true
+        }
         // A partial sync recompiles the dirty Services only; a full one checks every Service (one whose
         // inputs did not change is still not recompiled), so a missed dirty mark is repaired by it too.
         let change = run.compiler.update(run.tracker.state, changed: kind == .full ? nil : run.tracker.dirty)
@@ -233,6 +255,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             "changedServices": "\(changedServices)",
         ]
         run.kernelInSync = failure == nil
+        if failure == nil && kind == .full { run.lastRebuild = clock.now }
         if let failure {
             metrics.recordSync(kind, succeeded: false, duration: duration, finishedAt: finishedAt, applied: nil)
             metadata["error"] = "\(failure)"
@@ -250,6 +273,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             health.updated()
             metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
             metadata["chains"] = "\(run.compiler.ruleset.chainCount)"
+            if verified { metadata["verified"] = "tables intact" }
             if kind == .full {
                 logger.info("synced", metadata: metadata)
             } else {
@@ -259,8 +283,18 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         onSync?(
             SyncReport(
                 kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
-                commands: transaction.commands.count, changedServices: changedServices))
-        return (kind, failure == nil)
+                commands: transaction.commands.count, changedServices: changedServices, verifiedIntact: verified))
+        return (verified ? .full : kind, failure == nil)
+    }
+
+    /// Every table of ours still holds its canary element. Any error counts as "not intact".
+    private func tablesIntact() async -> Bool {
+        for id in node.tableIDs.sorted() {
+            guard let set = try? await backend.readSet(id, RulesetNames.canary),
+                set.elements[RulesetNames.canaryElement] != nil
+            else { return false }
+        }
+        return true
     }
 
     /// Logs one diagnostic (one line) and counts it by the object's kind.
@@ -290,11 +324,13 @@ extension Controller where C == ContinuousClock {
     public convenience init(
         source: Source, backend: any NFTablesBackend, node: NodeContext,
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
+        fullSyncPeriod: Duration = .seconds(3600),
         metrics: AgentMetrics, health: HealthState, logger: Logger,
         onSync: (@Sendable (SyncReport) -> Void)? = nil
     ) {
         self.init(
             source: source, backend: backend, node: node, minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod,
-            clock: ContinuousClock(), metrics: metrics, health: health, logger: logger, onSync: onSync)
+            fullSyncPeriod: fullSyncPeriod, clock: ContinuousClock(), metrics: metrics, health: health,
+            logger: logger, onSync: onSync)
     }
 }

@@ -43,12 +43,16 @@ public enum RulesetNames {
     public static let endpointsCheck = "endpoints-check"
     public static let markForMasquerade = "mark-for-masquerade"
     public static let masquerading = "masquerading"
+    /// One element, never referenced by a rule: the agent's periodic check that our table is still what
+    /// it wrote (a flushed or deleted table has lost it) without listing millions of elements.
+    public static let canary = "canary"
+    public static let canaryElement = "1"
     /// The packet-mark bit that asks nat postrouting to masquerade (kube-proxy's bit).
     public static let masqueradeMark = "0x00004000"
     /// The fixed jhash seed: every node hashes a flow to the same Maglev slot.
     public static let jhashSeed = "0x5b1e0c1d"
     /// Sets the skeleton fills itself; every other set's elements come from Services.
-    static let skeletonFilledSets: Set<String> = [clusterCIDRs, nodePortAddresses]
+    static let skeletonFilledSets: Set<String> = [clusterCIDRs, nodePortAddresses, canary]
 }
 
 /// Compiles the cluster into the desired ruleset for one node: pure and deterministic.

@@ -38,6 +38,10 @@ enum Skeleton {
             name: n.clusterIPs, keyType: .types([addr]),
             comment: "cluster IPs: traffic to a port that is not a service port is rejected"))
         table.add(NFTSet(
+            name: n.canary, keyType: .types(["inet_service"]),
+            comment: "present while the table is intact; checked by the agent every --sync-period",
+            elements: [n.canaryElement: ""]))
+        table.add(NFTSet(
             name: n.clusterCIDRs, keyType: .types([addr]), flags: ["interval"],
             comment: "--cluster-cidr: traffic to a cluster IP from outside these is masqueraded",
             elements: Dictionary(uniqueKeysWithValues: CIDR.outermost(node.clusterCIDRs.filter { $0.family == family })

@@ -23,6 +23,21 @@ import Testing
         }
     }
 
+    /// One set or map on its own (the agent's canary check): what `read` reports for it, or nil.
+    @Test(arguments: BackendKind.allCases)
+    func readSetReturnsOneSetOrNil(kind: BackendKind) async throws {
+        try await withBackend(kind) { h in
+            #expect(try await h.backend.readSet(Fixture.table, "service-ips") == nil, "no table yet")
+            try await h.backend.apply(Fixture.a.transaction(from: .empty))
+            let whole = try await h.backend.read(ids)[Fixture.table]!
+            for name in whole.sets.keys.sorted() {
+                #expect(try await h.backend.readSet(Fixture.table, name) == whole.sets[name], "\(name)")
+            }
+            #expect(try await h.backend.readSet(Fixture.table, "no-such-set") == nil)
+            #expect(try await h.backend.readSet(Fixture.other, "service-ips") == nil)
+        }
+    }
+
     /// What the agent does on every sync: plan from what the kernel reports, apply, and end up exactly
     /// at the desired state.
     @Test(arguments: BackendKind.allCases)

@@ -142,8 +142,10 @@ import Testing
         }
     }
 
-    @Test func thePeriodicFullSyncRepairsDrift() async throws {
-        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30))
+    /// The periodic sync checks each table's canary; intact tables are not rebuilt (at 10k Services that
+    /// is two million elements), so an edit the canary cannot see waits for the hourly rebuild.
+    @Test func thePeriodicSyncVerifiesAndTheHourlyOneRepairsDrift() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30), fullSyncPeriod: .seconds(90))
         try await h.run {
             try await h.start()
             let desired = Objects.desired(Objects.initial)
@@ -154,16 +156,46 @@ import Testing
                 ruleset.tables[table]!.chains["maglev-m13"]!.rules.removeLast()  // and a rule
                 ruleset.tables[table]!.sets[RulesetNames.clusterIPs]!.elements["10.9.9.9"] = ""  // and added junk
             }
-            #expect(await h.ruleset != desired)
+            let drifted = await h.ruleset
+            #expect(drifted != desired)
 
-            try await eventually("the periodic timer") {
-                h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(30))
+            for second in [30, 60] {
+                try await eventually("the periodic timer") {
+                    h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(second))
+                }
+                h.clock.advance(by: .seconds(30))
+                let report = try await h.nextReport()
+                #expect(report.kind == .partial && report.verifiedIntact && report.commands == 0, "\(report)")
+                #expect(await h.ruleset == drifted)
             }
+            #expect(h.backend.setReadCount == 4, "one canary read per table and periodic sync")
+
+            try await eventually("the periodic timer") { h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(90)) }
             h.clock.advance(by: .seconds(30))
             let report = try await h.nextReport()
-            #expect(report.kind == .full && report.succeeded)
+            #expect(report.kind == .full && report.succeeded && !report.verifiedIntact)
             #expect(await h.ruleset == desired)
             #expect(h.backend.readCount == 0)
+        }
+    }
+
+    /// A flushed table has lost its canary: the next periodic sync rebuilds it at once.
+    @Test func aFlushedTableIsRebuiltAtTheNextPeriodicSync() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30))
+        try await h.run {
+            try await h.start()
+            let desired = Objects.desired(Objects.initial)
+            await h.fake.edit { ruleset in
+                for id in Array(ruleset.tables.keys) {
+                    for name in Array(ruleset.tables[id]!.sets.keys) { ruleset.tables[id]!.sets[name]!.elements = [:] }
+                    for name in Array(ruleset.tables[id]!.chains.keys) { ruleset.tables[id]!.chains[name]!.rules = [] }
+                }
+            }
+            try await eventually("the periodic timer") { h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(30)) }
+            h.clock.advance(by: .seconds(30))
+            let report = try await h.nextReport()
+            #expect(report.kind == .full && report.succeeded && !report.verifiedIntact)
+            #expect(await h.ruleset == desired)
         }
     }
 
@@ -306,7 +338,8 @@ import Testing
             h.source.finish()
             try await eventually("the periodic timer") { h.clock.nextDeadline != nil }
             h.clock.advance(by: .seconds(30))
-            #expect(try await h.nextReport().kind == .full)
+            let report = try await h.nextReport()
+            #expect(report.succeeded && report.verifiedIntact, "the periodic check still runs: \(report)")
         }
     }
 }

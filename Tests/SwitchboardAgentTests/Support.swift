@@ -50,10 +50,19 @@ func eventually(_ what: String, _ condition: @escaping @Sendable () async -> Boo
 final class CountingBackend: NFTablesBackend {
     let fake: FakeNFTables
     private let reads = Mutex(0)
+    private let setReads = Mutex(0)
 
     init(_ fake: FakeNFTables) { self.fake = fake }
 
+    /// Whole-table reads (the controller never needs one).
     var readCount: Int { reads.withLock { $0 } }
+    /// Single-set reads (the periodic canary check).
+    var setReadCount: Int { setReads.withLock { $0 } }
+
+    func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
+        setReads.withLock { $0 += 1 }
+        return await fake.read([table])[table]?.sets[name]
+    }
 
     func apply(_ transaction: Transaction) async throws { try await fake.apply(transaction) }
 
@@ -111,7 +120,10 @@ final class ControllerHarness: Sendable {
     let reports = Mailbox<SyncReport>()
     let controller: Controller<FakeClusterSource, ManualClock>
 
-    init(minSyncPeriod: Duration = .zero, syncPeriod: Duration = .seconds(30), wall: TestWallClock = TestWallClock()) {
+    init(
+        minSyncPeriod: Duration = .zero, syncPeriod: Duration = .seconds(30), fullSyncPeriod: Duration = .seconds(3600),
+        wall: TestWallClock = TestWallClock()
+    ) {
         fake = FakeNFTables()
         backend = CountingBackend(fake)
         self.wall = wall
@@ -120,7 +132,7 @@ final class ControllerHarness: Sendable {
         logger.logLevel = .critical
         controller = Controller(
             source: source, backend: backend, node: Objects.context, minSyncPeriod: minSyncPeriod,
-            syncPeriod: syncPeriod, clock: clock, metrics: metrics, health: health, logger: logger,
+            syncPeriod: syncPeriod, fullSyncPeriod: fullSyncPeriod, clock: clock, metrics: metrics, health: health, logger: logger,
             wallClock: { wall.now }, onSync: { [reports] in reports.send($0) })
     }
 
