@@ -182,12 +182,13 @@ struct AgentTests {
             try await Task.sleep(for: .milliseconds(100))
         }
 
-        // 6. Our table flushed by hand: restored within syncPeriod (2 s).
-        try await Shell.run(["nft", "flush", "table", "ip", "switchboard"], in: ns).checked()
+        // 6. The ruleset flushed by hand (a firewall reload): restored within syncPeriod (2 s), found by
+        // the tables' canary. (A flush of rules only keeps the canary; it is repaired by the hourly rebuild.)
+        try await Shell.run(["nft", "flush", "ruleset"], in: ns).checked()
         #expect(try await reply(net, "10.96.0.10", port: 41400) == nil, "the flush did not take effect")
         let repaired = try await eventually(within: .seconds(8)) { try await reply(net, "10.96.0.10", port: 41401) == "b1" }
-        #expect(repaired != nil, "the flushed table was not restored")
-        print("agent: table flushed by hand → restored after \(repaired.map { "\($0)" } ?? "never")")
+        #expect(repaired != nil, "the flushed ruleset was not restored")
+        print("agent: ruleset flushed by hand → restored after \(repaired.map { "\($0)" } ?? "never")")
 
         // 7. A deleted Service stops answering.
         try await plane.kubectl(["delete", "service", "web"])
