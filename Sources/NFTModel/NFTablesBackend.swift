@@ -12,8 +12,3 @@ public protocol NFTablesBackend: Sendable {
     func readSet(_ table: TableID, _ name: String) async throws -> NFTSet?
 }
 
-extension NFTablesBackend {
-    public func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
-        try await read([table])[table]?.sets[name]
-    }
-}

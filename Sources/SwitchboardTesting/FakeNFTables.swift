@@ -54,6 +54,10 @@ public actor FakeNFTables: NFTablesBackend {
         ruleset.restricted(to: tables)
     }
 
+    public func readSet(_ table: TableID, _ name: String) -> NFTSet? {
+        ruleset[table]?.sets[name]
+    }
+
     /// Changes the state directly, without any check: someone editing the table by hand (drift).
     public func edit(_ body: @Sendable (inout Ruleset) -> Void) {
         body(&ruleset)

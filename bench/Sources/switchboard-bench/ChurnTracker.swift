@@ -100,4 +100,8 @@ struct RecordingBackend: NFTablesBackend {
     func read(_ tables: Set<TableID>) async throws -> Ruleset {
         try await inner.read(tables)
     }
+
+    func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
+        try await inner.readSet(table, name)
+    }
 }
