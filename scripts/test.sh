@@ -11,3 +11,13 @@ fi
 swift build --build-tests || exit 2
 # One test at a time: end-to-end tests create namespaces and start processes, and 2 cores are few.
 swift test --skip-build --no-parallel
+status=$?
+# The bench harness's smoke run (small sizes, asserts nothing about speed; writes to a scratch folder).
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
+  out=$(mktemp -d)
+  "$(swift build --show-bin-path)/switchboard-bench" --quick --connects 100 --output "$out" >/dev/null || status=1
+  rm -rf "$out"
+else
+  echo "SKIP switchboard-bench --quick: needs root and ip netns"
+fi
+exit $status
