@@ -91,14 +91,10 @@ public struct IncrementalCompiler: Sendable {
 
     // MARK: - Assembly
 
-    private static func tableID(_ family: IPFamily, _ node: NodeContext) -> TableID {
-        TableID(family.nftFamily, node.tableName)
-    }
-
-    /// Rebuilds both tables' skeletons, keeping every Service's chains, maps and claimed entries.
+    /// Rebuilds both tables' skeletons, keeping the elements Services claimed.
     private mutating func rebuildSkeleton(_ state: ClusterState) {
         for family in IPFamily.allCases {
-            let id = Self.tableID(family, node)
+            let id = node.tableID(family)
             let skeleton = Skeleton.table(family: family, node: node, nodeAddresses: nodePortAddresses(family, state))
             if ruleset[id] == nil { ruleset[id] = Table(id: id) }
             for (name, chain) in skeleton.chains { setChain(name, chain, in: id) }
@@ -121,7 +117,7 @@ public struct IncrementalCompiler: Sendable {
         let old = outputs[ref]
         outputs[ref] = output
         for family in IPFamily.allCases {
-            let id = Self.tableID(family, node)
+            let id = node.tableID(family)
             let before = old?.fragments[family]
             let after = output?.fragments[family]
             if before == nil && after == nil { continue }

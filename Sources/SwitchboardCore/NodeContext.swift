@@ -29,7 +29,10 @@ public struct NodeContext: Hashable, Sendable {
     public static let defaultTableName = "switchboard"
 
     /// The tables Switchboard owns for this context, one per IP family.
-    public var tableIDs: Set<TableID> { Set(IPFamily.allCases.map { TableID($0.nftFamily, tableName) }) }
+    public var tableIDs: Set<TableID> { Set(IPFamily.allCases.map(tableID)) }
+
+    /// The table Switchboard owns for one IP family.
+    public func tableID(_ family: IPFamily) -> TableID { TableID(family.nftFamily, tableName) }
 }
 
 extension IPFamily {

@@ -14,7 +14,7 @@ enum Skeleton {
         let p = family.nftPayload
         let addr = family.nftAddressType
         let n = RulesetNames.self
-        var table = Table(id: TableID(family.nftFamily, node.tableName))
+        var table = Table(id: node.tableID(family))
         let vip = [addr, "inet_proto", "inet_service"]
         let nodePort = ["inet_proto", "inet_service"]
 
