@@ -55,7 +55,7 @@ public struct Agent: Sendable {
     public init(
         source: some ClusterSource, backend: any NFTablesBackend, node: NodeContext,
         configuration: AgentConfiguration = AgentConfiguration(), logger: Logger,
-        metrics: AgentMetrics = AgentMetrics()
+        metrics: AgentMetrics = AgentMetrics(), followers: [any SyncFollower] = []
     ) {
         precondition(configuration.problem == nil, configuration.problem ?? "")
         self.configuration = configuration
@@ -65,7 +65,8 @@ public struct Agent: Sendable {
         self.health = health
         controller = Controller(
             source: source, backend: backend, node: node, minSyncPeriod: configuration.minSyncPeriod,
-            syncPeriod: configuration.syncPeriod, metrics: metrics, health: health, logger: logger)
+            syncPeriod: configuration.syncPeriod, metrics: metrics, health: health, logger: logger,
+            followers: followers)
         healthzServer = configuration.healthzBindAddress.map {
             HealthzServer(bindAddress: $0, health: health, logger: logger)
         }

@@ -23,6 +23,14 @@ public struct SyncReport: Hashable, Sendable {
     public var succeeded: Bool { error == nil }
 }
 
+/// Work that follows every successful sync, on the controller's task, in order: the per-Service
+/// health-check servers, conntrack cleanup, the ipset export. Each gets the cluster state whose rules
+/// are now in the kernel and the Services that may have changed since its previous call (nil: any of
+/// them, e.g. after a full sync). A follower keeps whatever it needs of the previous state itself.
+public protocol SyncFollower: Sendable {
+    func synced(_ state: ClusterState, changed: Set<ObjectRef>?) async
+}
+
 /// The node agent's control loop: keeps our nftables tables equal to what the cluster asks for.
 ///
 /// Events from the `ClusterSource` update a `ClusterState` and mark Services dirty; a `SyncScheduler`
@@ -50,6 +58,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     private let logger: Logger
     private let wallClock: @Sendable () -> Date
     private let onSync: (@Sendable (SyncReport) -> Void)?
+    private let followers: [any SyncFollower]
 
     /// - Parameters:
     ///   - clock: schedules syncs (a manual clock in tests).
@@ -61,8 +70,10 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         fullSyncPeriod: Duration = .seconds(3600),
         clock: C, metrics: AgentMetrics, health: HealthState, logger: Logger,
         wallClock: @escaping @Sendable () -> Date = { Date() },
+        followers: [any SyncFollower] = [],
         onSync: (@Sendable (SyncReport) -> Void)? = nil
     ) {
+        self.followers = followers
         self.source = source
         self.backend = backend
         self.node = node
@@ -267,6 +278,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         } else {
             metrics.recordSync(
                 kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: run.compiler.ruleset)
+            let followed: Set<ObjectRef>? = kind == .full && !verified ? nil : run.tracker.dirty
+            for follower in followers { await follower.synced(run.tracker.state, changed: followed) }
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
@@ -326,11 +339,12 @@ extension Controller where C == ContinuousClock {
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
         fullSyncPeriod: Duration = .seconds(3600),
         metrics: AgentMetrics, health: HealthState, logger: Logger,
+        followers: [any SyncFollower] = [],
         onSync: (@Sendable (SyncReport) -> Void)? = nil
     ) {
         self.init(
             source: source, backend: backend, node: node, minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod,
             fullSyncPeriod: fullSyncPeriod, clock: ContinuousClock(), metrics: metrics, health: health,
-            logger: logger, onSync: onSync)
+            logger: logger, followers: followers, onSync: onSync)
     }
 }

@@ -14,16 +14,19 @@ public struct NodeContext: Hashable, Sendable {
     public var masqueradeAll: Bool
     /// The name of the tables Switchboard owns (`ip <name>`, `ip6 <name>`).
     public var tableName: String
+    /// `--detect-local-mode`: how traffic from this node's pods is told apart from other traffic.
+    public var localDetection: LocalDetection
 
     public init(
         nodeName: String, clusterCIDRs: [CIDR] = [], nodePortAddresses: [CIDR] = [], masqueradeAll: Bool = false,
-        tableName: String = NodeContext.defaultTableName
+        tableName: String = NodeContext.defaultTableName, localDetection: LocalDetection = .clusterCIDR
     ) {
         self.nodeName = nodeName
         self.clusterCIDRs = clusterCIDRs
         self.nodePortAddresses = nodePortAddresses
         self.masqueradeAll = masqueradeAll
         self.tableName = tableName
+        self.localDetection = localDetection
     }
 
     public static let defaultTableName = "switchboard"
@@ -33,6 +36,21 @@ public struct NodeContext: Hashable, Sendable {
 
     /// The table Switchboard owns for one IP family.
     public func tableID(_ family: IPFamily) -> TableID { TableID(family.nftFamily, tableName) }
+}
+
+/// kube-proxy's `--detect-local-mode`: which packets come from pods (of this node, or of the cluster).
+/// Pod traffic to a cluster IP is not masqueraded, and pod traffic to an external IP or load balancer
+/// of an `externalTrafficPolicy: Local` Service is sent to all endpoints, as if it were internal.
+public enum LocalDetection: Hashable, Sendable {
+    /// `ClusterCIDR` (the default): source inside `--cluster-cidr`. Without a cluster CIDR nothing is
+    /// detected as local.
+    case clusterCIDR
+    /// `NodeCIDR`: source inside this node's Node `spec.podCIDRs`.
+    case nodeCIDR
+    /// `InterfaceNamePrefix` (`--pod-interface-name-prefix`): arrived on an interface whose name starts so.
+    case interfaceNamePrefix(String)
+    /// `BridgeInterface` (`--pod-bridge-interface`): arrived on this bridge.
+    case bridgeInterface(String)
 }
 
 extension IPFamily {
