@@ -55,6 +55,8 @@ extension Ruleset {
                         }
                         continue
                     }
+                    // Elements the packet path adds are not ours to compare (nor to delete).
+                    if set.isFilledFromPacketPath { continue }
                     let (gone, added) = Self.elementChanges(from: oldSet.elements, to: set.elements, keys: keyed[name])
                     if !gone.isEmpty {
                         elementDeletes.append(.deleteElements(id, set: name, keys: gone.sorted(by: canonicalOrder)))

@@ -116,6 +116,9 @@ public struct NFTSet: Hashable, Sendable {
     }
 
     public var isMap: Bool { dataType != nil }
+    /// A set with timeouts is filled from the packet path (`update @s { ... timeout 10s }`, e.g. session
+    /// affinity): its elements are the kernel's, not the compiler's, so plans and diffs leave them alone.
+    public var isFilledFromPacketPath: Bool { flags.contains("timeout") }
     public var keyword: String { isMap ? "map" : "set" }
 
     /// The same set without elements: what `add set`/`add map` declares.
@@ -210,6 +213,18 @@ public struct Ruleset: Hashable, Sendable {
     /// Keeps only the given tables (a kernel listing holds other people's tables too).
     public func restricted(to ids: Set<TableID>) -> Ruleset {
         Ruleset(tables: tables.values.filter { ids.contains($0.id) })
+    }
+
+    /// The same without the elements of sets filled from the packet path (see
+    /// `NFTSet.isFilledFromPacketPath`): what a kernel listing is compared as.
+    public func withoutPacketPathElements() -> Ruleset {
+        var copy = self
+        for (id, table) in tables {
+            for (name, set) in table.sets where set.isFilledFromPacketPath && !set.elements.isEmpty {
+                copy.tables[id]!.sets[name]!.elements = [:]
+            }
+        }
+        return copy
     }
 
     public var elementCount: Int { tables.values.reduce(0) { $0 + $1.elementCount } }

@@ -278,6 +278,14 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         } else {
             metrics.recordSync(
                 kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: run.compiler.ruleset)
+            if run.compiler.ruleset.tables.values.contains(where: \.hasSessionAffinity) {
+                do {
+                    let deleted = try await AffinityCleanup.run(desired: run.compiler.ruleset, backend: backend)
+                    if deleted > 0 { logger.debug("deleted stale session-affinity entries", metadata: ["count": "\(deleted)"]) }
+                } catch {
+                    logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
+                }
+            }
             let followed: Set<ObjectRef>? = kind == .full && !verified ? nil : run.tracker.dirty
             for follower in followers { await follower.synced(run.tracker.state, changed: followed) }
             for triggered in run.tracker.committed() {

@@ -26,19 +26,51 @@ public enum RulesetNames {
     public static func maglevChain(_ m: Int) -> String { "maglev-m\(m)" }
     /// The same for a NodePort.
     public static func nodePortMaglevChain(_ m: Int) -> String { "nodeport-maglev-m\(m)" }
+    /// `externalTrafficPolicy: Local`: external VIPs whose table over this node's endpoints has M slots.
+    public static func localVIPs(_ m: Int) -> String { "local-ips-m\(m)" }
+    /// The same for node ports.
+    public static func localNodePorts(_ m: Int) -> String { "local-nodeports-m\(m)" }
+    public static func localMaglevChain(_ m: Int) -> String { "local-maglev-m\(m)" }
+    public static func localNodePortMaglevChain(_ m: Int) -> String { "local-nodeport-maglev-m\(m)" }
     /// `addr . proto . port . slot : endpoint-addr . endpoint-port`: every VIP's Maglev table.
     public static let backends = "backends"
     /// `proto . nodeport . slot : endpoint-addr . endpoint-port`: every NodePort's Maglev table.
     public static let nodePortBackends = "nodeport-backends"
-    /// External IPs and LoadBalancer IPs (with endpoints): external traffic is masqueraded.
+    /// The Maglev tables over this node's endpoints only (`externalTrafficPolicy: Local`).
+    public static let localBackends = "local-backends"
+    public static let localNodePortBackends = "local-nodeport-backends"
+    /// External IPs and LoadBalancer IPs of `externalTrafficPolicy: Cluster` Services: masqueraded.
     public static let externalVIPs = "external-ips"
+    /// Node ports of `externalTrafficPolicy: Cluster` Services: masqueraded.
+    public static let externalNodePorts = "external-nodeports"
+    /// External and LoadBalancer IPs of `externalTrafficPolicy: Local` Services: external clients keep
+    /// their address and reach this node's endpoints only.
+    public static let externalLocalVIPs = "external-local-ips"
+    public static let externalLocalNodePorts = "external-local-nodeports"
+    public static let externalLocal = "external-local"
+    public static let externalLocalNodePort = "external-local-nodeport"
     /// `endpoint . endpoint`: a pod reaching itself through a Service (hairpin) is masqueraded.
     public static let hairpin = "hairpin"
     public static let noEndpointServices = "no-endpoint-services"
     public static let noEndpointNodePorts = "no-endpoint-nodeports"
+    /// `internalTrafficPolicy: Local` cluster IPs with endpoints, none of them on this node: dropped.
+    public static let noLocalEndpointServices = "no-local-endpoint-services"
+    /// LoadBalancer IPs with `loadBalancerSourceRanges`, and `VIP . proto . port . source range`.
+    public static let firewallVIPs = "firewall-ips"
+    public static let firewallAllow = "firewall-allow"
+    /// `sessionAffinity: ClientIP`: `client . VIP . proto . port : endpoint . port`, filled from the
+    /// packet path with the Service's timeout.
+    public static let affinity = "affinity"
+    /// `VIP . proto . port : jump affinity-tT` and `proto . nodeport : jump affinity-tT`.
+    public static let affinityServices = "affinity-services"
+    public static let affinityNodePorts = "affinity-nodeports"
+    /// The chain that records a connection's endpoint in `affinity` for T seconds.
+    public static func affinityChain(_ seconds: Int) -> String { "affinity-t\(seconds)" }
     public static let nodePortAddresses = "nodeport-addresses"
     public static let clusterIPs = "cluster-ips"
-    public static let clusterCIDRs = "cluster-cidrs"
+    /// Where pod traffic comes from (`--detect-local-mode` ClusterCIDR: `--cluster-cidr`; NodeCIDR: the
+    /// Node's `podCIDRs`).
+    public static let podCIDRs = "pod-cidrs"
     public static let services = "services"
     public static let endpointsCheck = "endpoints-check"
     public static let markForMasquerade = "mark-for-masquerade"
@@ -51,8 +83,9 @@ public enum RulesetNames {
     public static let masqueradeMark = "0x00004000"
     /// The fixed jhash seed: every node hashes a flow to the same Maglev slot.
     public static let jhashSeed = "0x5b1e0c1d"
-    /// Sets the skeleton fills itself; every other set's elements come from Services.
-    static let skeletonFilledSets: Set<String> = [clusterCIDRs, nodePortAddresses, canary]
+    /// Sets the skeleton fills itself; every other set's elements come from Services (or, for
+    /// `affinity`, from the packet path).
+    static let skeletonFilledSets: Set<String> = [podCIDRs, nodePortAddresses, canary]
 }
 
 /// Compiles the cluster into the desired ruleset for one node: pure and deterministic.
@@ -75,6 +108,8 @@ struct ServiceFragment: Hashable, Sendable {
         var elements: [Element]
         /// The index of the port that made the claim, for the conflict diagnostic.
         var portIndex: Int
+        /// Chains that exist while the claim is held (a session-affinity timeout's recording chain).
+        var chains: [String: Chain] = [:]
     }
 
     struct Element: Hashable, Sendable {
@@ -86,8 +121,8 @@ struct ServiceFragment: Hashable, Sendable {
     /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
     var claims: [ClaimKey: Claim] = [:]
 
-    mutating func claim(_ space: ClaimSpace, _ key: String, port: Int, _ elements: [Element]) {
-        claims[ClaimKey(space: space, key: key)] = Claim(elements: elements, portIndex: port)
+    mutating func claim(_ space: ClaimSpace, _ key: String, port: Int, _ elements: [Element], chains: [String: Chain] = [:]) {
+        claims[ClaimKey(space: space, key: key)] = Claim(elements: elements, portIndex: port, chains: chains)
     }
 }
 
@@ -102,6 +137,8 @@ enum ClaimSpace: Hashable, Sendable, CaseIterable {
     case clusterIP
     /// An endpoint address in `hairpin` (several Services may have it).
     case hairpin
+    /// A session-affinity timeout's recording chain (shared by every Service with that timeout).
+    case affinityTimeout
 
     var reportsConflicts: Bool { self == .vip || self == .nodePort }
 }
@@ -120,6 +157,8 @@ struct ServiceOutput: Hashable, Sendable {
 /// Compiles one Service (with its EndpointSlices) for one node. Knows nothing of other Services.
 struct ServiceCompiler {
     let node: NodeContext
+    /// This node's `topology.kubernetes.io/zone`, for topology hints.
+    let zone: String?
 
     func compile(_ service: Service, slices: [EndpointSlice]) -> ServiceOutput {
         var output = ServiceOutput()
@@ -148,10 +187,24 @@ struct ServiceCompiler {
             }
             return nil
         }
+        let n = RulesetNames.self
         var fragment = ServiceFragment()
         let externalVIPs = externalAddresses(of: service, family: family)
+        let loadBalancerVIPs = Set(loadBalancerAddresses(of: service, family: family))
+        let firewalled = service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty
+        let sourceRanges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
+        let externalLocal = service.externalTrafficPolicy == .local
+        let internalLocal = service.internalTrafficPolicy == .local
+        // Session affinity: the entry points' verdict-map entries jump to the chain that records the
+        // endpoint for this timeout; the chain exists while some Service claims it.
+        var affinityTarget: String?
+        if case .clientIP(let timeout) = service.sessionAffinity {
+            let chain = n.affinityChain(timeout)
+            affinityTarget = "jump \(chain)"
+            fragment.claim(.affinityTimeout, chain, port: 0, [], chains: [chain: affinityChain(family: family, timeout: timeout)])
+        }
         if !service.ports.isEmpty {
-            fragment.claim(.clusterIP, clusterIP.description, port: 0, [.init(set: RulesetNames.clusterIPs, key: clusterIP.description, data: "")])
+            fragment.claim(.clusterIP, clusterIP.description, port: 0, [.init(set: n.clusterIPs, key: clusterIP.description, data: "")])
         }
 
         var seenPorts = Set<String>()
@@ -161,49 +214,106 @@ struct ServiceCompiler {
                 diagnostics.append(diagnostic(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored"))
                 continue
             }
-            let endpoints = eligibleEndpoints(slices, port: port)
+            let endpoints = selectEndpoints(slices, port: port)
             let proto = port.protocol.nftName
 
             // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
-            var vips: [(key: String, external: Bool)] = [("\(clusterIP) . \(proto) . \(port.port)", false)]
-            for ip in externalVIPs { vips.append(("\(ip) . \(proto) . \(port.port)", true)) }
+            let internalKey = "\(clusterIP) . \(proto) . \(port.port)"
+            let externalKeys = externalVIPs.map { (ip: $0, key: "\($0) . \(proto) . \(port.port)") }
             var nodePort: String?
             if service.type == .nodePort || service.type == .loadBalancer, let number = port.nodePort {
                 nodePort = "\(proto) . \(number)"
             }
-            if endpoints.isEmpty {
-                for vip in vips {
-                    fragment.claim(.vip, vip.key, port: index, [.init(set: RulesetNames.noEndpointServices, key: vip.key, data: "")])
+            if !endpoints.hasAny {
+                for key in [internalKey] + externalKeys.map(\.key) {
+                    fragment.claim(.vip, key, port: index, [.init(set: n.noEndpointServices, key: key, data: "")])
                 }
                 if let nodePort {
-                    fragment.claim(.nodePort, nodePort, port: index, [.init(set: RulesetNames.noEndpointNodePorts, key: nodePort, data: "")])
+                    fragment.claim(.nodePort, nodePort, port: index, [.init(set: n.noEndpointNodePorts, key: nodePort, data: "")])
                 }
                 continue
             }
 
-            // The Maglev table: slot → endpoint, copied under each entry point's key.
-            let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
-            let targets = maglev.backends.map { identity in endpoints.first { $0.identity == identity }!.dnatTarget }
-            func slots(_ map: String, _ entry: String) -> [ServiceFragment.Element] {
-                maglev.slots.enumerated().map { slot, backend in .init(set: map, key: "\(entry) . \(slot)", data: targets[backend]) }
+            // The cluster IP: all endpoints, or with internalTrafficPolicy Local this node's (none: drop).
+            let internalEndpoints = internalLocal ? endpoints.local : endpoints.cluster
+            var clusterIPEntry: [ServiceFragment.Element] = []
+            if internalEndpoints.isEmpty {
+                clusterIPEntry.append(.init(set: n.noLocalEndpointServices, key: internalKey, data: ""))
+            } else {
+                clusterIPEntry += table(internalEndpoints, dispatch: n.serviceVIPs, map: n.backends, entry: internalKey)
+                if let affinityTarget { clusterIPEntry.append(.init(set: n.affinityServices, key: internalKey, data: affinityTarget)) }
             }
-            for vip in vips {
-                var elements: [ServiceFragment.Element] = [.init(set: RulesetNames.serviceVIPs(maglev.size), key: vip.key, data: "")]
-                if vip.external { elements.append(.init(set: RulesetNames.externalVIPs, key: vip.key, data: "")) }
-                elements += slots(RulesetNames.backends, vip.key)
-                fragment.claim(.vip, vip.key, port: index, elements)
+            fragment.claim(.vip, internalKey, port: index, clusterIPEntry)
+
+            // External and load-balancer IPs: all endpoints (externalTrafficPolicy Cluster, masqueraded);
+            // with Local, external clients get this node's endpoints (none: drop) and keep their address,
+            // while pods and the node itself still get all of them.
+            for external in externalKeys {
+                var elements = table(endpoints.cluster, dispatch: n.serviceVIPs, map: n.backends, entry: external.key)
+                if externalLocal {
+                    elements.append(.init(set: n.externalLocalVIPs, key: external.key, data: ""))
+                    elements += table(endpoints.local, dispatch: n.localVIPs, map: n.localBackends, entry: external.key)
+                } else {
+                    elements.append(.init(set: n.externalVIPs, key: external.key, data: ""))
+                }
+                if let affinityTarget { elements.append(.init(set: n.affinityServices, key: external.key, data: affinityTarget)) }
+                if firewalled && loadBalancerVIPs.contains(external.ip) {
+                    elements.append(.init(set: n.firewallVIPs, key: external.key, data: ""))
+                    for range in sourceRanges {
+                        elements.append(.init(set: n.firewallAllow, key: "\(external.key) . \(range)", data: ""))
+                    }
+                }
+                fragment.claim(.vip, external.key, port: index, elements)
             }
             if let nodePort {
-                fragment.claim(.nodePort, nodePort, port: index,
-                    [.init(set: RulesetNames.serviceNodePorts(maglev.size), key: nodePort, data: "")]
-                        + slots(RulesetNames.nodePortBackends, nodePort))
+                var elements = table(endpoints.cluster, dispatch: n.serviceNodePorts, map: n.nodePortBackends, entry: nodePort)
+                if externalLocal {
+                    elements.append(.init(set: n.externalLocalNodePorts, key: nodePort, data: ""))
+                    elements += table(endpoints.local, dispatch: n.localNodePorts, map: n.localNodePortBackends, entry: nodePort)
+                } else {
+                    elements.append(.init(set: n.externalNodePorts, key: nodePort, data: ""))
+                }
+                if let affinityTarget { elements.append(.init(set: n.affinityNodePorts, key: nodePort, data: affinityTarget)) }
+                fragment.claim(.nodePort, nodePort, port: index, elements)
             }
-            for endpoint in endpoints {
+            for endpoint in Set(endpoints.cluster + endpoints.local) {
                 let pair = "\(endpoint.address) . \(endpoint.address)"
-                fragment.claim(.hairpin, pair, port: index, [.init(set: RulesetNames.hairpin, key: pair, data: "")])
+                fragment.claim(.hairpin, pair, port: index, [.init(set: n.hairpin, key: pair, data: "")])
             }
         }
         return fragment
+    }
+
+    /// One entry point's Maglev table over `endpoints`: its entry in the dispatch set for the table's
+    /// size, and its slots in `map`. Nothing for no endpoints.
+    private func table(
+        _ endpoints: [Backend], dispatch: (Int) -> String, map: String, entry: String
+    ) -> [ServiceFragment.Element] {
+        guard !endpoints.isEmpty else { return [] }
+        let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
+        let targets = maglev.backends.map { identity in endpoints.first { $0.identity == identity }!.dnatTarget }
+        return [.init(set: dispatch(maglev.size), key: entry, data: "")]
+            + maglev.slots.enumerated().map { slot, backend in .init(set: map, key: "\(entry) . \(slot)", data: targets[backend]) }
+    }
+
+    /// The chain that records (or refreshes) a new connection's endpoint in `affinity` for `timeout`
+    /// seconds, run in nat postrouting after DNAT (so `daddr . dport` is the endpoint and
+    /// `ct original` the entry point). nft types `ct original proto-dst` only after a protocol match;
+    /// `tcp dport != 0` is that match and lists back as written (a `meta l4proto tcp` would not).
+    private func affinityChain(family: IPFamily, timeout: Int) -> Chain {
+        let p = family.nftPayload
+        return Chain(name: RulesetNames.affinityChain(timeout), rules: L4Protocol.allCases.map { proto in
+            let l4 = proto.nftName
+            return Rule(
+                "\(l4) dport != 0 update @\(RulesetNames.affinity) { \(p) saddr . ct original \(p) daddr . meta l4proto . ct original proto-dst timeout \(nftDuration(seconds: timeout)) : \(p) daddr . \(l4) dport }")
+        })
+    }
+
+    /// A duration as nft prints it: `3h`, `1m30s`, `15s`.
+    private func nftDuration(seconds: Int) -> String {
+        guard seconds > 0 else { return "0s" }
+        let parts = [(seconds / 86400, "d"), (seconds % 86400 / 3600, "h"), (seconds % 3600 / 60, "m"), (seconds % 60, "s")]
+        return parts.filter { $0.0 > 0 }.map { "\($0.0)\($0.1)" }.joined()
     }
 
     // MARK: - Semantics
@@ -220,14 +330,18 @@ struct ServiceCompiler {
     /// External IPs and LoadBalancer ingress IPs (ipMode VIP or unset) of one family, deduplicated.
     private func externalAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
         var out: [IPAddress] = service.externalIPs.filter { $0.family == family }
-        if service.type == .loadBalancer {
-            for ingress in service.loadBalancerIngress {
-                guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { continue }
-                out.append(ip)
-            }
-        }
+        out += loadBalancerAddresses(of: service, family: family)
         var seen = Set<IPAddress>()
         return out.filter { seen.insert($0).inserted }
+    }
+
+    /// LoadBalancer ingress IPs (ipMode VIP or unset) of one family.
+    private func loadBalancerAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
+        guard service.type == .loadBalancer else { return [] }
+        return service.loadBalancerIngress.compactMap { ingress in
+            guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { return nil }
+            return ip
+        }
     }
 
     /// One backend of a service port: address and the port resolved through its slice.
@@ -240,22 +354,57 @@ struct ServiceCompiler {
         var dnatTarget: String { "\(address) . \(port)" }
     }
 
-    /// The endpoints that receive traffic for a service port. The port is resolved per slice: the
-    /// slice port with the Service port's name and protocol carries the (possibly named, hence
-    /// per-pod) target port number. Duplicates across slices count once.
-    private func eligibleEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> [Backend] {
-        var out = Set<Backend>()
+    /// The endpoints of a service port, as kube-proxy categorises them.
+    struct EndpointChoice {
+        /// For traffic that may go anywhere: ready endpoints (narrowed by topology hints); when none is
+        /// ready, the serving terminating ones (KEP-1669).
+        var cluster: [Backend]
+        /// For Local traffic policies: this node's ready endpoints; when none, its serving terminating ones.
+        var local: [Backend]
+        /// Any endpoint anywhere is ready, or serving while terminating: without one, connections are
+        /// rejected; with one but none for a Local policy, they are dropped.
+        var hasAny: Bool
+    }
+
+    /// Chooses the endpoints of a service port. The port is resolved per slice: the slice port with the
+    /// Service port's name and protocol carries the (possibly named, hence per-pod) target port number.
+    /// Duplicates across slices count once.
+    func selectEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> EndpointChoice {
+        var all: [(Endpoint, Backend)] = []
         for slice in slices {
             guard let slicePort = slice.ports.first(where: { $0.name == port.name && $0.protocol == port.protocol }),
                 let number = slicePort.port
             else { continue }
-            for endpoint in slice.endpoints where endpoint.isReady {
+            for endpoint in slice.endpoints {
                 for address in endpoint.addresses where address.family == slice.addressType.ipFamily {
-                    out.insert(Backend(address: address, port: number))
+                    all.append((endpoint, Backend(address: address, port: number)))
                 }
             }
         }
-        return out.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+        func backends(_ include: (Endpoint) -> Bool) -> [Backend] {
+            Set(all.filter { include($0.0) }.map(\.1)).sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+        }
+        let servingTerminating = { (e: Endpoint) in e.isServing && e.isTerminating }
+        let isLocal = { (e: Endpoint) in e.nodeName == node.nodeName }
+
+        let topologyZone = usesTopology(all.map(\.0))
+        var cluster = backends { e in e.isReady && (topologyZone.map { e.zoneHints?.contains($0) == true } ?? true) }
+        if cluster.isEmpty { cluster = backends(servingTerminating) }
+        var local = backends { $0.isReady && isLocal($0) }
+        if local.isEmpty { local = backends { servingTerminating($0) && isLocal($0) } }
+        return EndpointChoice(cluster: cluster, local: local, hasAny: all.contains { $0.0.isReady || servingTerminating($0.0) })
+    }
+
+    /// The zone to narrow to when topology hints apply (kube-proxy's rule): this node has a zone, every
+    /// ready endpoint carries hints, and at least one hints for this zone. Otherwise nil: all endpoints.
+    private func usesTopology(_ endpoints: [Endpoint]) -> String? {
+        guard let zone, !zone.isEmpty else { return nil }
+        var matches = false
+        for endpoint in endpoints where endpoint.isReady {
+            guard let hints = endpoint.zoneHints, !hints.isEmpty else { return nil }
+            if hints.contains(zone) { matches = true }
+        }
+        return matches ? zone : nil
     }
 
     private func diagnostic(_ service: Service, _ field: String, _ message: String) -> Diagnostic {

@@ -74,7 +74,7 @@ public struct IncrementalCompiler: Sendable {
         let candidates: Set<ObjectRef> =
             if rebuildAll || changed == nil { Set(state.services.keys).union(outputs.keys) } else { changed! }
 
-        let compiler = ServiceCompiler(node: node)
+        let compiler = ServiceCompiler(node: node, zone: nodeObject?.zone)
         var touched: [TableID: Set<ClaimKey>] = [:]
         for ref in candidates {
             let now = state.services[ref].map { ServiceInputs(service: $0, slices: state.endpointSlices(for: ref)) }
@@ -95,7 +95,8 @@ public struct IncrementalCompiler: Sendable {
     private mutating func rebuildSkeleton(_ state: ClusterState) {
         for family in IPFamily.allCases {
             let id = node.tableID(family)
-            let skeleton = Skeleton.table(family: family, node: node, nodeAddresses: nodePortAddresses(family, state))
+            let skeleton = Skeleton.table(
+                family: family, node: node, nodeAddresses: nodePortAddresses(family, state), podCIDRs: podCIDRs(state))
             if ruleset[id] == nil { ruleset[id] = Table(id: id) }
             for (name, chain) in skeleton.chains { setChain(name, chain, in: id) }
             for (name, set) in skeleton.sets {
@@ -144,6 +145,8 @@ public struct IncrementalCompiler: Sendable {
             // Take the old holder's elements out, put the new one's in; an element both have keeps its
             // place (the planner sees the same data before and after).
             for element in holders[id]?[key]?.elements ?? [] { setElement(element.key, nil, of: element.set, in: id) }
+            for (name, _) in holders[id]?[key]?.chains ?? [:] where claim?.chains[name] == nil { setChain(name, nil, in: id) }
+            for (name, chain) in claim?.chains ?? [:] where ruleset[id]!.chains[name] != chain { setChain(name, chain, in: id) }
             for element in claim?.elements ?? [] { setElement(element.key, element.data, of: element.set, in: id) }
             holders[id, default: [:]][key] = claim
         }
@@ -198,6 +201,16 @@ public struct IncrementalCompiler: Sendable {
     /// A table that did not exist before this update is created whole by any plan: nothing of it needs
     /// recording (at cold start that is millions of elements).
     private func recording(_ id: TableID) -> Bool { change!.before.tables[id] != nil }
+
+    /// Where pod traffic comes from: `--cluster-cidr`, or with `--detect-local-mode NodeCIDR` this
+    /// node's `podCIDRs`; the interface modes need none.
+    private func podCIDRs(_ state: ClusterState) -> [CIDR] {
+        switch node.localDetection {
+        case .clusterCIDR: return node.clusterCIDRs
+        case .nodeCIDR: return state.nodes[node.nodeName]?.podCIDRs ?? []
+        case .interfaceNamePrefix, .bridgeInterface: return []
+        }
+    }
 
     /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
     private func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [String] {

@@ -52,7 +52,7 @@ public enum Traffic {
     public static let defaultTimeout: Duration = .seconds(2)
 
     /// Starts a server and returns once it is listening. It answers every connection or datagram with
-    /// `reply`. `family` nil serves both families (two sockets); `address` binds one address instead of
+    /// `reply`, in which `{peer}` becomes the client's address as the server sees it. `family` nil serves both families (two sockets); `address` binds one address instead of
     /// the wildcard. Stop it with `stop()`, or let a `Topology` do it (`Topology.startServer`).
     public static func startServer(
         in netns: String,
@@ -161,11 +161,14 @@ public enum Traffic {
         port, reply = int(port), reply.encode()
         IP_PKTINFO = 8  # Linux value; Python's socket module lacks the constant
 
+        def text(peer):
+            return reply.replace(b"{peer}", peer[0].encode())
+
         def serve_tcp(sock, af):
-            def answer(conn):
+            def answer(conn, peer):
                 try:
                     conn.settimeout(5)
-                    conn.sendall(reply)
+                    conn.sendall(text(peer))
                     conn.shutdown(socket.SHUT_WR)
                     while conn.recv(4096):
                         pass
@@ -174,8 +177,8 @@ public enum Traffic {
                 finally:
                     conn.close()
             while True:
-                conn, _ = sock.accept()
-                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+                conn, peer = sock.accept()
+                threading.Thread(target=answer, args=(conn, peer), daemon=True).start()
 
         def serve_udp(sock, af):
             zero = struct.pack("=i", 0)
@@ -191,7 +194,7 @@ public enum Traffic {
                         ifindex = data[16:20] if data[:2] == b"\xfe\x80" else zero
                         control = [(level, kind, data[:16] + ifindex)]
                 try:
-                    sock.sendmsg([reply], control, 0, peer)
+                    sock.sendmsg([text(peer)], control, 0, peer)
                 except OSError:
                     pass
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NFTModel
 import Netfilter
+import SwitchboardAgent
 import SwitchboardCore
 
 struct Apply: AsyncParsableCommand {
@@ -27,6 +28,7 @@ struct Apply: AsyncParsableCommand {
         let tx = result.ruleset.transaction(from: current)
         if tx.isEmpty {
             print("no changes")
+            try await deleteStaleAffinity(result.ruleset, kernel)
             return
         }
         do {
@@ -35,5 +37,16 @@ struct Apply: AsyncParsableCommand {
             throw CLIError("transaction rejected, kernel unchanged: \(error)")
         }
         print("applied \(tx.commands.count) commands (\(tx.elementChanges) element changes)")
+        try await deleteStaleAffinity(result.ruleset, kernel)
+    }
+
+    /// Session-affinity entries that lead to a removed endpoint (or a Service without affinity now).
+    private func deleteStaleAffinity(_ desired: Ruleset, _ kernel: KernelNFTables) async throws {
+        do {
+            let deleted = try await AffinityCleanup.run(desired: desired, backend: kernel)
+            if deleted > 0 { print("deleted \(deleted) stale session-affinity entries") }
+        } catch {
+            FileHandle.standardError.write(Data("switchboard: session-affinity cleanup: \(error)\n".utf8))
+        }
     }
 }

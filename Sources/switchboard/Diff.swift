@@ -38,7 +38,7 @@ struct Diff: AsyncParsableCommand {
 
     func run() async throws {
         let (result, context) = try await compileSource()
-        let current: Ruleset
+        var current: Ruleset
         let currentName: String
         if let against {
             guard let data = FileManager.default.contents(atPath: against) else { throw CLIError("cannot read \(against)") }
@@ -57,6 +57,8 @@ struct Diff: AsyncParsableCommand {
             currentName = "kernel"
         }
         let desired = result.ruleset
+        // Session-affinity entries are the kernel's own, not a difference.
+        current = current.withoutPacketPathElements()
         if transaction {
             let tx = desired.transaction(from: current)
             print(tx.description, terminator: "")

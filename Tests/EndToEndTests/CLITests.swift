@@ -84,7 +84,7 @@ struct CLITests {
         let other = try await sb(["diff", "-f", Self.examples, "--against", file.path, "--masquerade-all",
                                   "--hostname-override", "demo-node"])
         #expect(other.status.code == 1)
-        #expect(other.stdout.contains("+\t\tjump mark-for-masquerade"))
+        #expect(other.stdout.contains("+\t\tip daddr @cluster-ips jump mark-for-masquerade"))
     }
 
     @Test("render is deterministic and is what nft accepts")

@@ -15,14 +15,29 @@ enum Manifest {
         var address: String
         var ready: Bool? = true
         var nodeName: String? = nil
+        var serving: Bool? = nil
+        var terminating: Bool? = nil
+        var zone: String? = nil
+        /// `hints.forZones` (v1 only).
+        var hints: [String]? = nil
     }
 
-    static func node(_ name: String, internalIPs: [String]) -> String {
+    /// What a Service's spec says beyond type, IPs and ports.
+    struct ServiceOptions {
+        var externalTrafficPolicy: String? = nil
+        var internalTrafficPolicy: String? = nil
+        /// `sessionAffinity: ClientIP` with this `timeoutSeconds`.
+        var affinityTimeout: Int? = nil
+        var loadBalancerSourceRanges: [String] = []
+        var healthCheckNodePort: Int? = nil
+    }
+
+    static func node(_ name: String, internalIPs: [String], zone: String? = nil) -> String {
         """
         apiVersion: v1
         kind: Node
         metadata:
-          name: \(name)
+          name: \(name)\(zone.map { "\n  labels: {topology.kubernetes.io/zone: \($0)}" } ?? "")
         status:
           addresses:
         \(internalIPs.map { "  - type: InternalIP\n    address: \"\($0)\"" }.joined(separator: "\n"))
@@ -31,7 +46,7 @@ enum Manifest {
 
     static func service(
         _ name: String, namespace: String = "default", type: String = "ClusterIP", clusterIPs: [String],
-        ports: [Port], externalIPs: [String] = [], loadBalancerIPs: [String] = []
+        ports: [Port], externalIPs: [String] = [], loadBalancerIPs: [String] = [], options: ServiceOptions = .init()
     ) -> String {
         var out = """
             apiVersion: v1
@@ -55,6 +70,15 @@ enum Manifest {
         if !externalIPs.isEmpty {
             out += "  externalIPs: [\(externalIPs.map { "\"\($0)\"" }.joined(separator: ", "))]\n"
         }
+        if let p = options.externalTrafficPolicy { out += "  externalTrafficPolicy: \(p)\n" }
+        if let p = options.internalTrafficPolicy { out += "  internalTrafficPolicy: \(p)\n" }
+        if let t = options.affinityTimeout {
+            out += "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: \(t)}}\n"
+        }
+        if !options.loadBalancerSourceRanges.isEmpty {
+            out += "  loadBalancerSourceRanges: [\(options.loadBalancerSourceRanges.map { "\"\($0)\"" }.joined(separator: ", "))]\n"
+        }
+        if let p = options.healthCheckNodePort { out += "  healthCheckNodePort: \(p)\n" }
         if !loadBalancerIPs.isEmpty {
             out += "status:\n  loadBalancer:\n    ingress:\n"
             for ip in loadBalancerIPs { out += "    - ip: \"\(ip)\"\n" }
@@ -83,7 +107,13 @@ enum Manifest {
         out += "endpoints:\n"
         for e in endpoints {
             out += "- addresses: [\"\(e.address)\"]\n"
-            if let ready = e.ready { out += "  conditions: {ready: \(ready)}\n" }
+            var conditions: [String] = []
+            if let ready = e.ready { conditions.append("ready: \(ready)") }
+            if let serving = e.serving { conditions.append("serving: \(serving)") }
+            if let terminating = e.terminating { conditions.append("terminating: \(terminating)") }
+            if !conditions.isEmpty { out += "  conditions: {\(conditions.joined(separator: ", "))}\n" }
+            if let zone = e.zone { out += "  zone: \(zone)\n" }
+            if let hints = e.hints { out += "  hints: {forZones: [\(hints.map { "{name: \($0)}" }.joined(separator: ", "))]}\n" }
             if let node = e.nodeName {
                 out += apiVersion.hasSuffix("v1beta1")
                     ? "  topology: {kubernetes.io/hostname: \(node)}\n" : "  nodeName: \(node)\n"

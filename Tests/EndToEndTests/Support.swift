@@ -31,16 +31,18 @@ enum SB {
 
     /// `switchboard apply`, which must succeed.
     @discardableResult
-    static func apply(_ net: Topology, node: String = "n1", _ manifests: [String]) async throws -> ShellResult {
-        let result = try await run("apply", net, node: node, manifests: manifests)
+    static func apply(
+        _ net: Topology, node: String = "n1", _ manifests: [String], extra: [String] = []
+    ) async throws -> ShellResult {
+        let result = try await run("apply", net, node: node, manifests: manifests, extra: extra)
         #expect(result.status.code == 0, "apply failed: \(result.stderr)")
         return result
     }
 
     /// The Node object for a topology node (its InternalIPs are the node's LAN addresses).
-    static func nodeManifest(_ net: Topology, _ name: String = "n1") -> String {
+    static func nodeManifest(_ net: Topology, _ name: String = "n1", zone: String? = nil) -> String {
         let node = net.node(name)
-        return Manifest.node(name, internalIPs: [node.ipv4, node.ipv6])
+        return Manifest.node(name, internalIPs: [node.ipv4, node.ipv6], zone: zone)
     }
 
     /// Distinct client source ports for distribution tests.

@@ -68,11 +68,11 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == "service-ips-m\(m)")
         let rules = r[v4]!.chains["maglev-m\(m)"]!.rules.map(\.text)
         #expect(rules == [
-            "ip daddr @cluster-ips ip saddr != @cluster-cidrs jump mark-for-masquerade",
             "dnat ip to ip daddr . meta l4proto . th dport . jhash ip saddr . th sport mod \(m) seed 0x5b1e0c1d map @backends",
         ])
+        #expect(r[v4]!.chains["services"]!.rules.contains("ip daddr @cluster-ips ip saddr != @pod-cidrs jump mark-for-masquerade"))
         #expect(r[v4]!.chains["services"]!.rules.contains("ip daddr . meta l4proto . th dport @service-ips-m\(m) goto maglev-m\(m)"))
-        #expect(r[v4]!.sets["cluster-cidrs"]!.elements == ["10.244.0.0/16": ""])
+        #expect(r[v4]!.sets["pod-cidrs"]!.elements == ["10.244.0.0/16": ""])
         let b = backends(r, entry: "10.96.0.10 . tcp . 80")
         #expect(Set(b.keys) == ["10.244.1.2 . 8080", "10.244.1.3 . 8080"])
         #expect(b.values.reduce(0, +) == m)
@@ -141,8 +141,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         ]).ruleset
         #expect(nodePortDispatch(r, "tcp . 30080") == "service-nodeports-m13")
         #expect(backends(r, map: "nodeport-backends", entry: "tcp . 30080") == ["10.244.1.2 . 8080": 13])
+        #expect(r[v4]!.sets["external-nodeports"]!.elements.keys.sorted() == ["tcp . 30080"])
         #expect(r[v4]!.chains["nodeport-maglev-m13"]!.rules == [
-            "jump mark-for-masquerade",
             "dnat ip to meta l4proto . th dport . jhash ip saddr . th sport mod 13 seed 0x5b1e0c1d map @nodeport-backends",
         ])
         #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.1": ""])
@@ -186,11 +186,11 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         ]).ruleset
         #expect(dispatch(r, v6, vip: "fd00:10:96::a . tcp . 80") == "service-ips-m13")
         #expect(Set(backends(r, v6, entry: "fd00:10:96::a . tcp . 80").keys) == ["fd00:10:244:1::2 . 8080"])
+        #expect(r[v6]!.chains["services"]!.rules.contains("ip6 daddr @cluster-ips ip6 saddr != @pod-cidrs jump mark-for-masquerade"))
         #expect(r[v6]!.chains["maglev-m13"]!.rules == [
-            "ip6 daddr @cluster-ips ip6 saddr != @cluster-cidrs jump mark-for-masquerade",
             "dnat ip6 to ip6 daddr . meta l4proto . th dport . jhash ip6 saddr . th sport mod 13 seed 0x5b1e0c1d map @backends",
         ])
-        #expect(r[v6]!.sets["cluster-cidrs"]!.elements == ["fd00:10:244::/56": ""])
+        #expect(r[v6]!.sets["pod-cidrs"]!.elements == ["fd00:10:244::/56": ""])
         #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == "service-ips-m13")
     }
 
@@ -210,13 +210,14 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         var ctx = context
         ctx.masqueradeAll = true
         let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
-        #expect(r[v4]!.chains["maglev-m13"]!.rules.first == "jump mark-for-masquerade")
+        #expect(r[v4]!.chains["services"]!.rules.contains("ip daddr @cluster-ips jump mark-for-masquerade"))
     }
 
     @Test func withoutClusterCIDRNoClusterIPMasquerade() {
         let ctx = NodeContext(nodeName: "n1")
         let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
         #expect(r[v4]!.chains["maglev-m13"]!.rules.count == 1)
+        #expect(!r[v4]!.chains["services"]!.rules.contains { $0.text.contains("@cluster-ips") })
     }
 
     @Test func conflictingNodePortIsReportedAndFirstServiceKeepsIt() {
@@ -305,7 +306,7 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         ctx.clusterCIDRs = [cidr("10.244.0.0/16"), cidr("10.245.0.0/16"), cidr("10.244.3.0/24"), cidr("10.244.0.0/16")]
         ctx.nodePortAddresses = [cidr("10.200.0.0/16"), cidr("10.200.0.1/32")]
         let r = compiled([node], ctx).ruleset
-        #expect(r[v4]!.sets["cluster-cidrs"]!.elements == ["10.244.0.0/16": "", "10.245.0.0/16": ""])
+        #expect(r[v4]!.sets["pod-cidrs"]!.elements == ["10.244.0.0/16": "", "10.245.0.0/16": ""])
         #expect(r[v4]!.sets["nodeport-addresses"]!.elements == ["10.200.0.0/16": ""])
     }
 
