@@ -24,8 +24,11 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
-        // System-library shim; only Netfilter imports it.
+        // System-library shims; only Netfilter imports them.
         .systemLibrary(name: "CNFTables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        .systemLibrary(
+            name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev"])]),
         // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
         .target(name: "NFTModel"),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
@@ -56,8 +59,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The kernel: libnftables in-process.
-        .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables"]),
+        // The kernel: libnftables and libnetfilter_conntrack in-process. SwitchboardCore (pure) for the
+        // conntrack filters' addresses.
+        .target(name: "Netfilter", dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNetfilterConntrack"]),
         // Shipped test support: network-namespace topologies with real traffic.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
         .executableTarget(
@@ -93,7 +97,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
         .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
-        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardTesting"]),
+        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],

@@ -51,11 +51,15 @@ public struct Agent: Sendable {
     public let metricsServer: MetricsServer?
     private let logger: Logger
 
+    /// - Parameters:
+    ///   - conntrack: the node's conntrack table; with it, a `ConntrackCleaner` follows every sync ahead of
+    ///     `followers` (`switchboard run` always passes it, as kube-proxy always cleans up).
     /// - Precondition: `configuration.problem == nil`.
     public init(
         source: some ClusterSource, backend: any NFTablesBackend, node: NodeContext,
         configuration: AgentConfiguration = AgentConfiguration(), logger: Logger,
-        metrics: AgentMetrics = AgentMetrics(), followers: [any SyncFollower] = []
+        metrics: AgentMetrics = AgentMetrics(), conntrack: (any ConntrackBackend)? = nil,
+        followers: [any SyncFollower] = []
     ) {
         precondition(configuration.problem == nil, configuration.problem ?? "")
         self.configuration = configuration
@@ -66,7 +70,8 @@ public struct Agent: Sendable {
         controller = Controller(
             source: source, backend: backend, node: node, minSyncPeriod: configuration.minSyncPeriod,
             syncPeriod: configuration.syncPeriod, metrics: metrics, health: health, logger: logger,
-            followers: followers)
+            followers: conntrack.map { [ConntrackCleaner(backend: $0, metrics: metrics, logger: logger)] + followers }
+                ?? followers)
         healthzServer = configuration.healthzBindAddress.map {
             HealthzServer(bindAddress: $0, health: health, logger: logger)
         }

@@ -27,6 +27,10 @@ public enum MetricName {
     public static let rulesetElements = "switchboard_ruleset_elements"
     /// Gauge: chains in the last applied ruleset.
     public static let rulesetChains = "switchboard_ruleset_chains"
+    /// Counter: stale UDP/SCTP conntrack entries deleted after syncs.
+    public static let conntrackDeletedEntries = "switchboard_conntrack_deleted_entries_total"
+    /// Counter: conntrack cleanups that failed (the stale entries stay until they time out).
+    public static let conntrackCleanupErrors = "switchboard_conntrack_cleanup_errors_total"
 }
 
 /// The agent's metrics, in a `PrometheusCollectorRegistry` that the metrics server exposes.
@@ -45,6 +49,8 @@ public final class AgentMetrics: Sendable {
     private let syncs: [SyncKind: (success: Counter, failure: Counter)]
     private let elements: Gauge
     private let chains: Gauge
+    private let conntrackDeleted: Counter
+    private let conntrackErrors: Counter
 
     /// kube-proxy's sync latency buckets: 1 ms × 2^n, n = 0...14.
     static let syncBuckets: [Double] = (0..<15).map { 0.001 * Double(1 << $0) }
@@ -94,6 +100,11 @@ public final class AgentMetrics: Sendable {
             descriptor: descriptor(MetricName.rulesetElements, "Set and map elements in the last applied ruleset"))
         chains = registry.makeGauge(
             descriptor: descriptor(MetricName.rulesetChains, "Chains in the last applied ruleset"))
+        conntrackDeleted = registry.makeCounter(
+            descriptor: descriptor(
+                MetricName.conntrackDeletedEntries, "Stale UDP/SCTP conntrack entries deleted after syncs"))
+        conntrackErrors = registry.makeCounter(
+            descriptor: descriptor(MetricName.conntrackCleanupErrors, "Conntrack cleanups that failed"))
         // Known kinds start at zero, so a dashboard sees the series before the first bad object.
         for kind in ObjectKind.allCases { _ = invalidObjectsCounter(kind.rawValue) }
     }
@@ -133,6 +144,16 @@ public final class AgentMetrics: Sendable {
                 metricName: MetricName.invalidObjects, unitName: "",
                 helpText: "Objects skipped or partly ignored because they are invalid, by kind"),
             labels: [("kind", kind)])
+    }
+
+    /// Stale conntrack entries deleted by one cleanup.
+    public func countConntrackDeleted(_ entries: Int) {
+        conntrackDeleted.increment(by: Int64(entries))
+    }
+
+    /// A conntrack cleanup failed.
+    public func countConntrackCleanupError() {
+        conntrackErrors.increment()
     }
 
     /// The Prometheus text exposition of everything in the registry.

@@ -8,10 +8,17 @@ import SwitchboardCore
 struct Apply: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Perform one sync into the current network namespace and exit.",
-        discussion: "Reads Switchboard's tables from the kernel, plans the smallest change and applies it as one atomic transaction.")
+        discussion: """
+            Reads Switchboard's tables from the kernel, plans the smallest change and applies it as one atomic \
+            transaction. Then deletes the conntrack entries of UDP and SCTP flows that the new rules would send \
+            elsewhere (comparing the backends the kernel held with the new ones), as the agent does after each sync.
+            """)
 
     @OptionGroup var input: InputOptions
     @OptionGroup var node: NodeOptions
+
+    @Flag(inversion: .prefixedNo, help: "Delete stale UDP/SCTP conntrack entries after applying (default on).")
+    var conntrackCleanup = true
 
     func validate() throws { try input.requireFiles() }
 
@@ -37,7 +44,21 @@ struct Apply: AsyncParsableCommand {
             throw CLIError("transaction rejected, kernel unchanged: \(error)")
         }
         print("applied \(tx.commands.count) commands (\(tx.elementChanges) element changes)")
+        if conntrackCleanup { try await cleanConntrack(from: current, to: result.ruleset, context) }
         try await deleteStaleAffinity(result.ruleset, kernel)
+    }
+
+    /// Compares the backends the kernel held with the new ones; the rules are applied whatever happens here.
+    private func cleanConntrack(from current: Ruleset, to desired: Ruleset, _ context: NodeContext) async throws {
+        let filters = ConntrackSummary.staleFilters(
+            from: ConntrackSummary(ruleset: current, node: context), to: ConntrackSummary(ruleset: desired, node: context))
+        guard !filters.isEmpty else { return }
+        do {
+            let deleted = try await Conntrack().delete(filters)
+            print("deleted \(deleted) stale conntrack entries")
+        } catch {
+            throw CLIError("rules applied, but the conntrack cleanup failed: \(error)")
+        }
     }
 
     /// Session-affinity entries that lead to a removed endpoint (or a Service without affinity now).

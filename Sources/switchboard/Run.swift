@@ -90,7 +90,17 @@ struct Run: AsyncParsableCommand {
             "node": "\(context.nodeName)", "healthz": "\(configuration.healthzBindAddress.map(\.description) ?? "off")",
             "metrics": "\(configuration.metricsBindAddress.map(\.description) ?? "off")",
         ])
-        let agent = Agent(source: source.events, backend: backend, node: context, configuration: configuration, logger: logger)
+        // Stale UDP/SCTP flows are cleaned after every sync, as kube-proxy does; without ctnetlink the agent
+        // still runs (the rules are what matters), and says so.
+        var conntrack: Conntrack?
+        do {
+            conntrack = try Conntrack()
+        } catch {
+            logger.error("conntrack unavailable; stale UDP/SCTP flows will not be cleaned up", metadata: ["error": "\(error)"])
+        }
+        let agent = Agent(
+            source: source.events, backend: backend, node: context, configuration: configuration, logger: logger,
+            conntrack: conntrack)
         do {
             try await agent.run(with: [source])
         } catch {

@@ -1,0 +1,205 @@
+import CNetfilterConntrack
+import Dispatch
+import Foundation
+import SwitchboardCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The only type that touches libnetfilter_conntrack: one ctnetlink handle, used by one call at a time.
+///
+/// `delete` dumps the conntrack table of one family (the kernel filters the dump by family) and deletes
+/// the entries that match, in process: no `conntrack` exec. Calls block on netlink I/O, so the async
+/// entry point runs them on a dispatch queue of its own, never on Swift's cooperative pool.
+///
+/// The netlink socket belongs to the network namespace it was opened in: with `networkNamespace`, a
+/// short-lived thread enters `/var/run/netns/<name>` (`setns` affects only that thread) and opens it
+/// there; the rest of the process stays where it is.
+public final class Conntrack: ConntrackBackend, @unchecked Sendable {
+    // `@unchecked`: `handle` is used only inside `lock`.
+    private let handle: OpaquePointer
+    private let lock = Mutex(())
+    private let queue = DispatchQueue(label: "switchboard.conntrack")
+
+    /// Opens a ctnetlink socket in `networkNamespace` or, when nil, in the process's own namespace.
+    public init(networkNamespace: String? = nil) throws(NetfilterError) {
+        guard let name = networkNamespace else {
+            handle = try Self.open()
+            return
+        }
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.utf8.contains(0) else {
+            throw NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid network namespace name \"\(name)\"")
+        }
+        let opened = Opened()
+        // A thread of its own, which ends right after: the namespace it entered never leaks elsewhere.
+        let thread = Thread {
+            do throws(NetfilterError) {
+                try Self.enter(namespace: name)
+                opened.result = .success(try Self.open())
+            } catch {
+                opened.result = .failure(error)
+            }
+            opened.done.signal()
+        }
+        thread.start()
+        opened.done.wait()
+        handle = try opened.result!.get()
+    }
+
+    deinit {
+        nfct_close(handle)
+    }
+
+    /// Deletes every entry that matches `filter`; returns how many were deleted. Blocks.
+    public func delete(_ filter: ConntrackFilter) throws(NetfilterError) -> Int {
+        try delete([filter])
+    }
+
+    /// Deletes every entry that matches any of `filters` (one dump per family); returns how many were
+    /// deleted. An entry that expired between the dump and its deletion is not counted and not an error.
+    /// Blocks the calling thread.
+    public func delete(_ filters: [ConntrackFilter]) throws(NetfilterError) -> Int {
+        try lock.withLock { _ throws(NetfilterError) -> Int in
+            var deleted = 0
+            for family in IPFamily.allCases {
+                let mine = filters.filter { $0.family == family }
+                if mine.isEmpty { continue }
+                let matches = try dump(family) { entry in
+                    mine.contains {
+                        $0.matches(
+                            family: family, protocol: entry.protocol, originalDestination: entry.originalDestination,
+                            originalDestinationPort: entry.originalDestinationPort, replySource: entry.replySource)
+                    }
+                }
+                defer { for ct in matches { nfct_destroy(ct) } }
+                for ct in matches {
+                    if nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)) == 0 {
+                        deleted += 1
+                    } else if errno != ENOENT {
+                        throw NetfilterError.system(.commandFailed, code: errno, "conntrack delete")
+                    }
+                }
+            }
+            return deleted
+        }
+    }
+
+    /// `delete(_:)` on the conntrack queue; the calling task suspends.
+    public func delete(_ filters: [ConntrackFilter]) async throws -> Int {
+        let result: Result<Int, NetfilterError> = await withCheckedContinuation { continuation in
+            queue.async {
+                do throws(NetfilterError) {
+                    continuation.resume(returning: .success(try self.delete(filters)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: - The C calls
+
+    /// The handle a namespace thread opened; written before `done` is signalled, read after the wait.
+    private final class Opened: @unchecked Sendable {
+        let done = DispatchSemaphore(value: 0)
+        var result: Result<OpaquePointer, NetfilterError>?
+    }
+
+    /// What a filter looks at in one entry.
+    struct Entry {
+        var `protocol`: L4Protocol
+        var originalDestination: IPAddress
+        var originalDestinationPort: Int
+        var replySource: IPAddress
+    }
+
+    /// The state of one dump, reached from the C callback through its `data` pointer.
+    private final class DumpState {
+        let family: IPFamily
+        let wanted: (Entry) -> Bool
+        var matches: [OpaquePointer] = []
+
+        init(family: IPFamily, wanted: @escaping (Entry) -> Bool) {
+            self.family = family
+            self.wanted = wanted
+        }
+    }
+
+    /// Dumps one family's table; returns clones of the entries `wanted` accepts (the caller destroys
+    /// them). Deleting inside the callback is not possible: the socket is busy with the dump.
+    private func dump(_ family: IPFamily, _ wanted: @escaping (Entry) -> Bool) throws(NetfilterError) -> [OpaquePointer] {
+        let state = DumpState(family: family, wanted: wanted)
+        let unmanaged = Unmanaged.passRetained(state)
+        defer { unmanaged.release() }
+        let callback: @convention(c) (nf_conntrack_msg_type, OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = {
+            _, ct, data in
+            guard let ct, let data else { return Int32(NFCT_CB_CONTINUE) }
+            let state = Unmanaged<DumpState>.fromOpaque(data).takeUnretainedValue()
+            if let entry = Conntrack.entry(ct, family: state.family), state.wanted(entry), let clone = nfct_clone(ct) {
+                state.matches.append(clone)
+            }
+            return Int32(NFCT_CB_CONTINUE)
+        }
+        nfct_callback_register(handle, NFCT_T_ALL, callback, unmanaged.toOpaque())
+        defer { nfct_callback_unregister(handle) }
+        var l3: UInt32 = family == .v4 ? UInt32(AF_INET) : UInt32(AF_INET6)
+        if nfct_query(handle, NFCT_Q_DUMP, &l3) != 0 {
+            let code = errno
+            for ct in state.matches { nfct_destroy(ct) }
+            throw NetfilterError.system(.commandFailed, code: code, "conntrack dump")
+        }
+        return state.matches
+    }
+
+    /// The fields of a UDP, SCTP or TCP entry of the family; nil for anything else.
+    private static func entry(_ ct: OpaquePointer, family: IPFamily) -> Entry? {
+        let l3 = Int32(nfct_get_attr_u8(ct, ATTR_L3PROTO))
+        guard l3 == (family == .v4 ? AF_INET : AF_INET6) else { return nil }
+        let proto: L4Protocol
+        switch Int32(nfct_get_attr_u8(ct, ATTR_L4PROTO)) {
+        case Int32(IPPROTO_UDP): proto = .udp
+        case Int32(IPPROTO_TCP): proto = .tcp
+        case Int32(IPPROTO_SCTP): proto = .sctp
+        default: return nil
+        }
+        func address(_ attribute: nf_conntrack_attr) -> IPAddress? {
+            guard nfct_attr_is_set(ct, attribute) > 0, let raw = nfct_get_attr(ct, attribute) else { return nil }
+            let count = family == .v4 ? 4 : 16
+            return IPAddress(family: family, bytes: Array(UnsafeRawBufferPointer(start: raw, count: count)))
+        }
+        let v4 = family == .v4
+        guard let destination = address(v4 ? ATTR_IPV4_DST : ATTR_IPV6_DST),
+            let replySource = address(v4 ? ATTR_REPL_IPV4_SRC : ATTR_REPL_IPV6_SRC),
+            nfct_attr_is_set(ct, ATTR_PORT_DST) > 0
+        else { return nil }
+        let port = Int(UInt16(bigEndian: nfct_get_attr_u16(ct, ATTR_PORT_DST)))
+        return Entry(protocol: proto, originalDestination: destination, originalDestinationPort: port, replySource: replySource)
+    }
+
+    private static func open() throws(NetfilterError) -> OpaquePointer {
+        guard let handle = switchboard_nfct_open() else {
+            throw NetfilterError.system(.contextUnavailable, code: errno, "nfct_open (ctnetlink)")
+        }
+        return handle
+    }
+
+    /// Enters a named network namespace on the calling thread.
+    private static func enter(namespace name: String) throws(NetfilterError) {
+        let path = "/var/run/netns/" + name
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw NetfilterError.system(.namespaceUnavailable, code: errno, "open \(path)") }
+        defer { close(fd) }
+        // `setns(2)` is declared only under `_GNU_SOURCE`, which Swift's Glibc module does not define.
+        typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
+        guard let libc = dlopen(nil, RTLD_NOW), let symbol = dlsym(libc, "setns") else {
+            throw NetfilterError.system(.namespaceUnavailable, code: ENOSYS, "setns not found in libc")
+        }
+        let cloneNewNet: Int32 = 0x4000_0000
+        guard unsafeBitCast(symbol, to: SetNamespace.self)(fd, cloneNewNet) == 0 else {
+            throw NetfilterError.system(.namespaceUnavailable, code: errno, "setns \(path)")
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Logging
+import SwitchboardCore
+import Synchronization
+import Testing
+
+@testable import SwitchboardAgent
+
+/// Records what it is asked to delete; "deletes" one entry per filter, or fails when told to.
+final class FakeConntrack: ConntrackBackend {
+    struct Failure: Error {}
+    private let state = Mutex<(calls: [[ConntrackFilter]], failing: Bool)>(([], false))
+
+    var calls: [[ConntrackFilter]] { state.withLock { $0.calls } }
+    func fail(_ failing: Bool) { state.withLock { $0.failing = failing } }
+
+    func delete(_ filters: [ConntrackFilter]) async throws -> Int {
+        try state.withLock {
+            $0.calls.append(filters)
+            if $0.failing { throw Failure() }
+        }
+        return filters.count
+    }
+}
+
+@Suite struct ConntrackCleanerTests {
+    static func dns(_ addresses: [String]) -> [KubeObject] {
+        [.service(Service(ref: ObjectRef(namespace: "default", name: "dns"), clusterIPs: [IPAddress("10.96.0.30")!],
+                          ports: [ServicePort(name: "dns", protocol: .udp, port: 53)])),
+         .endpointSlice(EndpointSlice(
+            ref: ObjectRef(namespace: "default", name: "dns-1"), serviceName: "dns",
+            ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)],
+            endpoints: addresses.map { Endpoint(addresses: [IPAddress($0)!], ready: true) }))]
+    }
+
+    @Test func theControllerCleansStaleFlowsAfterEachSyncAndKeepsGoingWhenItFails() async throws {
+        let conntrack = FakeConntrack()
+        var logger = Logger(label: "test.conntrack")
+        logger.logLevel = .critical
+        let h = ControllerHarness(followers: { [ConntrackCleaner(backend: conntrack, metrics: $0, logger: logger)] })
+        try await h.run {
+            // First sync: every UDP port with endpoints is "newly active" (kube-proxy's first sync too).
+            try await h.start(with: Objects.initial + Self.dns(["10.3.0.1"]))
+            #expect(conntrack.calls.map { $0.map(\.description) } == [["-f ipv4 -p udp --orig-dst 10.96.0.30 --dport 53"]])
+
+            // b1 → b2: only the flows answered by 10.3.0.1 go. TCP Services (web, api) are never touched.
+            h.source.send(.upsert(Self.dns(["10.3.0.2"])[1]))
+            #expect(try await h.nextReport().succeeded)
+            #expect(conntrack.calls.last?.map(\.description)
+                    == ["-f ipv4 -p udp --orig-dst 10.96.0.30 --dport 53 --reply-src 10.3.0.1"])
+            #expect(h.sample(MetricName.conntrackDeletedEntries) == 2)
+
+            // A TCP-only change asks nothing of conntrack.
+            h.source.send(.upsert(Objects.slice("web-1", service: "web", ["10.1.0.7"])))
+            #expect(try await h.nextReport().succeeded)
+            #expect(conntrack.calls.count == 2)
+
+            // A failing cleanup is counted; the sync still succeeded and the next one runs.
+            conntrack.fail(true)
+            h.source.send(.upsert(Self.dns(["10.3.0.3"])[1]))
+            #expect(try await h.nextReport().succeeded)
+            #expect(conntrack.calls.count == 3)
+            #expect(h.sample(MetricName.conntrackCleanupErrors) == 1)
+            conntrack.fail(false)
+            h.source.send(.upsert(Self.dns(["10.3.0.4"])[1]))
+            #expect(try await h.nextReport().succeeded)
+            // The failed cleanup is not retried: the summary moved on to 10.3.0.3 (as kube-proxy).
+            #expect(conntrack.calls.last?.map(\.description)
+                    == ["-f ipv4 -p udp --orig-dst 10.96.0.30 --dport 53 --reply-src 10.3.0.3"])
+            #expect(h.sample(MetricName.conntrackDeletedEntries) == 3)
+        }
+    }
+}
