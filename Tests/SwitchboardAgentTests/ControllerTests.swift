@@ -69,6 +69,36 @@ import Testing
         }
     }
 
+    @Test func sessionAffinityEntriesOfARemovedEndpointAreDeletedAfterTheSync() async throws {
+        let h = ControllerHarness()
+        let v4 = TableID(.ip, "switchboard")
+        guard case .service(var sticky) = Objects.web else { return }
+        sticky.sessionAffinity = .clientIP(timeoutSeconds: 60)
+        try await h.run {
+            try await h.start(with: Objects.initial.filter { $0 != Objects.web } + [.service(sticky)])
+            // What the packet path would have recorded for two clients, one on each endpoint.
+            await h.fake.edit { r in
+                r.tables[v4]!.sets["affinity"]!.elements = [
+                    "192.0.2.1 . 10.96.0.10 . tcp . 80": "10.1.0.1 . 8080",
+                    "192.0.2.2 . 10.96.0.10 . tcp . 80": "10.1.0.2 . 8080",
+                ]
+            }
+            h.source.send(.upsert(Objects.slice("web-1", service: "web", ["10.1.0.1"])))
+            #expect(try await h.nextReport().succeeded)
+            #expect(await h.ruleset[v4]!.sets["affinity"]!.elements == ["192.0.2.1 . 10.96.0.10 . tcp . 80": "10.1.0.1 . 8080"])
+            // Affinity switched off: the remaining entry goes too (only if some Service still has affinity
+            // is the map read; here api gets it).
+            guard case .service(var api) = Objects.api else { return }
+            api.sessionAffinity = .clientIP(timeoutSeconds: 30)
+            h.source.send(.upsert(.service(api)))
+            #expect(try await h.nextReport().succeeded)
+            #expect(await h.ruleset[v4]!.sets["affinity"]!.elements.count == 1)
+            h.source.send(.upsert(Objects.web))
+            #expect(try await h.nextReport().succeeded)
+            #expect(await h.ruleset[v4]!.sets["affinity"]!.elements.isEmpty)
+        }
+    }
+
     @Test func anUnchangedObjectCausesNoSync() async throws {
         let h = ControllerHarness()
         try await h.run {
