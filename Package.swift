@@ -26,6 +26,7 @@ let package = Package(
     targets: [
         // System-library shim; only Netfilter imports it.
         .systemLibrary(name: "CNFTables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        .systemLibrary(name: "CIPSet", pkgConfig: "libipset", providers: [.apt(["libipset-dev"])]),
         // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
         .target(name: "NFTModel"),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
@@ -56,8 +57,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The kernel: libnftables in-process.
-        .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables"]),
+        // The kernel: libnftables and libipset in-process.
+        .target(name: "Netfilter", dependencies: ["NFTModel", "CNFTables", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
         .executableTarget(

@@ -27,6 +27,9 @@ public enum MetricName {
     public static let rulesetElements = "switchboard_ruleset_elements"
     /// Gauge: chains in the last applied ruleset.
     public static let rulesetChains = "switchboard_ruleset_chains"
+    /// Counter: ipset export failures (`--ipset-export`): one per set whose rebuild failed, or per sync
+    /// whose kernel read failed.
+    public static let ipsetExportErrors = "switchboard_ipset_export_errors_total"
 }
 
 /// The agent's metrics, in a `PrometheusCollectorRegistry` that the metrics server exposes.
@@ -45,6 +48,7 @@ public final class AgentMetrics: Sendable {
     private let syncs: [SyncKind: (success: Counter, failure: Counter)]
     private let elements: Gauge
     private let chains: Gauge
+    private let ipsetExportErrors: Counter
 
     /// kube-proxy's sync latency buckets: 1 ms × 2^n, n = 0...14.
     static let syncBuckets: [Double] = (0..<15).map { 0.001 * Double(1 << $0) }
@@ -94,6 +98,8 @@ public final class AgentMetrics: Sendable {
             descriptor: descriptor(MetricName.rulesetElements, "Set and map elements in the last applied ruleset"))
         chains = registry.makeGauge(
             descriptor: descriptor(MetricName.rulesetChains, "Chains in the last applied ruleset"))
+        ipsetExportErrors = registry.makeCounter(
+            descriptor: descriptor(MetricName.ipsetExportErrors, "Failed ipset export operations"))
         // Known kinds start at zero, so a dashboard sees the series before the first bad object.
         for kind in ObjectKind.allCases { _ = invalidObjectsCounter(kind.rawValue) }
     }
@@ -133,6 +139,11 @@ public final class AgentMetrics: Sendable {
                 metricName: MetricName.invalidObjects, unitName: "",
                 helpText: "Objects skipped or partly ignored because they are invalid, by kind"),
             labels: [("kind", kind)])
+    }
+
+    /// One failed ipset export operation.
+    public func countIPSetExportError() {
+        ipsetExportErrors.increment()
     }
 
     /// The Prometheus text exposition of everything in the registry.
