@@ -135,13 +135,14 @@ public struct IPSetExport: Sendable {
                 for entry in entries.subtracting(new[set] ?? []) {
                     let left = (counts[set]?[entry] ?? 1) - 1
                     counts[set]?[entry] = left > 0 ? left : nil
-                    touched.insert(set)
+                    if left == 0 { touched.insert(set) }
                 }
             }
+            // Only an entry's first contributor or last one changes the set's content.
             for (set, entries) in new {
                 for entry in entries.subtracting(old[set] ?? []) {
                     counts[set, default: [:]][entry, default: 0] += 1
-                    touched.insert(set)
+                    if counts[set]?[entry] == 1 { touched.insert(set) }
                 }
             }
             contributions[ref] = new.isEmpty ? nil : new
