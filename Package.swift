@@ -29,6 +29,7 @@ let package = Package(
         .systemLibrary(
             name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack",
             providers: [.apt(["libnetfilter-conntrack-dev"])]),
+        .systemLibrary(name: "CIPSet", pkgConfig: "libipset", providers: [.apt(["libipset-dev"])]),
         // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
         .target(name: "NFTModel"),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
@@ -59,9 +60,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The kernel: libnftables and libnetfilter_conntrack in-process. SwitchboardCore (pure) for the
-        // conntrack filters' addresses.
-        .target(name: "Netfilter", dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNetfilterConntrack"]),
+        // The kernel: libnftables, libnetfilter_conntrack and libipset in-process. SwitchboardCore (pure)
+        // for the conntrack filters' addresses.
+        .target(
+            name: "Netfilter",
+            dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
         .executableTarget(

@@ -57,6 +57,31 @@ public enum Cleanup {
         return report
     }
 
+    /// Destroys the named ipsets that exist (the `--ipset-export` sets and their temporaries). A set that
+    /// a rule still references cannot be destroyed; it is kept and its error returned, the others are removed.
+    public static func removeIPSets(
+        _ lib: LibIPSet, names: [String]
+    ) async -> (report: Report, kept: [String: NetfilterError]) {
+        var report = Report()
+        var kept: [String: NetfilterError] = [:]
+        let present: String
+        do {
+            present = try await lib.run("list -n")
+        } catch {
+            return (report, [:])  // no ipset support in this kernel: nothing of ours can exist
+        }
+        let existing = Set(present.split(separator: "\n").map(String.init))
+        for name in names where existing.contains(name) {
+            do {
+                try await lib.run(lines: ["destroy \(name)"])
+                report.removed.append("ipset \(name)")
+            } catch {
+                kept[name] = error
+            }
+        }
+        return (report, kept)
+    }
+
     private static func deleteTables(_ lib: LibNFTables, names: [String]) async throws(NetfilterError) -> Report {
         let present = try await tables(lib)
         var report = Report()

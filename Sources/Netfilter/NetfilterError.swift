@@ -18,6 +18,9 @@ public struct NetfilterError: Error, Hashable, Sendable {
         /// The request could not be expressed as an nft command (e.g. a table name that is not an
         /// identifier, a script containing NUL); nothing was sent.
         case invalidRequest
+        /// libipset rejected an ipset command (a parse error, or the kernel refused it); the commands
+        /// before it stayed applied, the rest were not run.
+        case ipsetCommandFailed
     }
 
     public var kind: Kind
@@ -60,7 +63,7 @@ extension NetfilterError: CustomStringConvertible {
             .map { $0.count > 400 ? $0.prefix(400) + "… (\($0.utf8.count) bytes)" : Substring($0) }
             .joined(separator: "\n")
             .trimmingTrailingNewlines()
-        return "nftables \(kind.rawValue): \(text)"
+        return "\(kind == .ipsetCommandFailed ? "ipset" : "nftables") \(kind.rawValue): \(text)"
     }
 }
 

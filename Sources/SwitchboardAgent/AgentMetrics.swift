@@ -31,6 +31,9 @@ public enum MetricName {
     public static let conntrackDeletedEntries = "switchboard_conntrack_deleted_entries_total"
     /// Counter: conntrack cleanups that failed (the stale entries stay until they time out).
     public static let conntrackCleanupErrors = "switchboard_conntrack_cleanup_errors_total"
+    /// Counter: ipset export failures (`--ipset-export`): one per set whose rebuild failed, or per sync
+    /// whose kernel read failed.
+    public static let ipsetExportErrors = "switchboard_ipset_export_errors_total"
 }
 
 /// The agent's metrics, in a `PrometheusCollectorRegistry` that the metrics server exposes.
@@ -51,6 +54,7 @@ public final class AgentMetrics: Sendable {
     private let chains: Gauge
     private let conntrackDeleted: Counter
     private let conntrackErrors: Counter
+    private let ipsetExportErrors: Counter
 
     /// kube-proxy's sync latency buckets: 1 ms × 2^n, n = 0...14.
     static let syncBuckets: [Double] = (0..<15).map { 0.001 * Double(1 << $0) }
@@ -105,6 +109,8 @@ public final class AgentMetrics: Sendable {
                 MetricName.conntrackDeletedEntries, "Stale UDP/SCTP conntrack entries deleted after syncs"))
         conntrackErrors = registry.makeCounter(
             descriptor: descriptor(MetricName.conntrackCleanupErrors, "Conntrack cleanups that failed"))
+        ipsetExportErrors = registry.makeCounter(
+            descriptor: descriptor(MetricName.ipsetExportErrors, "Failed ipset export operations"))
         // Known kinds start at zero, so a dashboard sees the series before the first bad object.
         for kind in ObjectKind.allCases { _ = invalidObjectsCounter(kind.rawValue) }
     }
@@ -154,6 +160,11 @@ public final class AgentMetrics: Sendable {
     /// A conntrack cleanup failed.
     public func countConntrackCleanupError() {
         conntrackErrors.increment()
+    }
+
+    /// One failed ipset export operation.
+    public func countIPSetExportError() {
+        ipsetExportErrors.increment()
     }
 
     /// The Prometheus text exposition of everything in the registry.

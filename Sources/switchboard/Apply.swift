@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NFTModel
 import Netfilter
 import SwitchboardAgent
@@ -19,11 +20,33 @@ struct Apply: AsyncParsableCommand {
 
     @Flag(inversion: .prefixedNo, help: "Delete stale UDP/SCTP conntrack entries after applying (default on).")
     var conntrackCleanup = true
+    @Flag(name: .customLong("ipset-export"), help: "Also write kube-proxy's IPVS-mode ipsets (KUBE-CLUSTER-IP, ...).")
+    var ipsetExport = false
 
     func validate() throws { try input.requireFiles() }
 
     func run() async throws {
-        let (result, context) = try compileInput(input, node)
+        let (state, decodeDiagnostics) = try input.load()
+        let context = try node.nodeContext()
+        let result = compile(state, for: context)
+        printDiagnostics(decodeDiagnostics + result.diagnostics)
+        try await applyRuleset(result, context)
+        if ipsetExport { try await exportIPSets(state, context) }
+    }
+
+    /// Rebuilds (build, then swap) the exported sets whose content differs from the kernel's.
+    private func exportIPSets(_ state: ClusterState, _ context: NodeContext) async throws {
+        do {
+            let exporter = IPSetExporter(
+                backend: try KernelIPSets(), node: context, logger: Logger(label: "switchboard", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let plan = try await exporter.export(state)
+            print(plan.isEmpty ? "ipsets unchanged" : "ipsets rebuilt: \(plan.steps.map(\.set).joined(separator: " "))")
+        } catch {
+            throw CLIError("ipset export: \(error)")
+        }
+    }
+
+    private func applyRuleset(_ result: CompileResult, _ context: NodeContext) async throws {
         let kernel: KernelNFTables
         let current: Ruleset
         do {

@@ -41,6 +41,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: [.customShort("v"), .customLong("v")], help: "Log verbosity, as kube-proxy's -v (0-10).")
     var verbosity = 0
 
+    @Flag(name: .customLong("ipset-export"), help: "Keep kube-proxy's IPVS-mode ipsets (KUBE-CLUSTER-IP, ...) up to date, for iptables firewalls.")
+    var ipsetExport = false
+
     func validate() throws {
         _ = try agentConfiguration()
         if let proxyMode, !proxyMode.isEmpty, proxyMode != "nftables" {
@@ -77,12 +80,14 @@ struct Run: AsyncParsableCommand {
         let client: KubeClient
         let source: KubeClusterSource
         let backend: KernelNFTables
+        let ipsets: KernelIPSets?
         do {
             let config = try kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
                 ?? KubeConfig.inCluster()
             client = try KubeClient(config: config)
             source = try await KubeClusterSource(client: client, nodeName: context.nodeName, logger: logger)
             backend = try KernelNFTables()
+            ipsets = ipsetExport ? try KernelIPSets() : nil
         } catch {
             throw CLIError("starting: \(error)")
         }
@@ -98,9 +103,13 @@ struct Run: AsyncParsableCommand {
         } catch {
             logger.error("conntrack unavailable; stale UDP/SCTP flows will not be cleaned up", metadata: ["error": "\(error)"])
         }
+        let metrics = AgentMetrics()
+        let followers: [any SyncFollower] = ipsets.map {
+            [IPSetExporter(backend: $0, node: context, logger: logger, metrics: metrics)]
+        } ?? []
         let agent = Agent(
             source: source.events, backend: backend, node: context, configuration: configuration, logger: logger,
-            conntrack: conntrack)
+            metrics: metrics, conntrack: conntrack, followers: followers)
         do {
             try await agent.run(with: [source])
         } catch {
