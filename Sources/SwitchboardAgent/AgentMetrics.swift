@@ -27,6 +27,9 @@ public enum MetricName {
     public static let rulesetElements = "switchboard_ruleset_elements"
     /// Gauge: chains in the last applied ruleset.
     public static let rulesetChains = "switchboard_ruleset_chains"
+    /// Counter: health-check servers (`healthCheckNodePort` of `externalTrafficPolicy: Local` Services)
+    /// that could not listen on their port. kube-proxy records an event instead.
+    public static let serviceHealthCheckListenErrors = "switchboard_service_health_check_listen_errors_total"
 }
 
 /// The agent's metrics, in a `PrometheusCollectorRegistry` that the metrics server exposes.
@@ -45,6 +48,7 @@ public final class AgentMetrics: Sendable {
     private let syncs: [SyncKind: (success: Counter, failure: Counter)]
     private let elements: Gauge
     private let chains: Gauge
+    private let healthCheckListenErrors: Counter
 
     /// kube-proxy's sync latency buckets: 1 ms × 2^n, n = 0...14.
     static let syncBuckets: [Double] = (0..<15).map { 0.001 * Double(1 << $0) }
@@ -94,6 +98,10 @@ public final class AgentMetrics: Sendable {
             descriptor: descriptor(MetricName.rulesetElements, "Set and map elements in the last applied ruleset"))
         chains = registry.makeGauge(
             descriptor: descriptor(MetricName.rulesetChains, "Chains in the last applied ruleset"))
+        healthCheckListenErrors = registry.makeCounter(
+            descriptor: descriptor(
+                MetricName.serviceHealthCheckListenErrors,
+                "Service health-check servers that could not listen on their healthCheckNodePort"))
         // Known kinds start at zero, so a dashboard sees the series before the first bad object.
         for kind in ObjectKind.allCases { _ = invalidObjectsCounter(kind.rawValue) }
     }
@@ -125,6 +133,11 @@ public final class AgentMetrics: Sendable {
     /// One diagnosed object, by kind (`Service`, `EndpointSlice`, `Node`, or `unknown`).
     public func countInvalidObject(kind: String) {
         invalidObjectsCounter(kind).increment()
+    }
+
+    /// A Service's health-check server could not listen on its port.
+    public func countHealthCheckListenError() {
+        healthCheckListenErrors.increment()
     }
 
     private func invalidObjectsCounter(_ kind: String) -> Counter {
