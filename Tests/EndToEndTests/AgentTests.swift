@@ -212,7 +212,20 @@ struct AgentTests {
 
     private func healthCheckScenario(_ net: Topology, _ plane: ControlPlane) async throws {
         try await plane.apply([SB.nodeManifest(net)])
-        let agent = try startAgent(net, plane)
+        // `run --config` alone: kubeconfig, node name and periods from the file (had it not been read,
+        // the agent would look for an in-cluster service account and exit).
+        let config = plane.directory.appendingPathComponent("switchboard-config.yaml")
+        try """
+            apiVersion: kubeproxy.config.k8s.io/v1alpha1
+            kind: KubeProxyConfiguration
+            clientConnection: {kubeconfig: "\(plane.nodeKubeconfig)"}
+            hostnameOverride: n1
+            clusterCIDR: "\(SB.clusterCIDRs)"
+            nftables: {minSyncPeriod: 100ms, syncPeriod: 2s}
+            logging: {verbosity: 2}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let agent = try Shell.start([SwitchboardBinary.path!, "run", "--config", config.path], in: net.node("n1").namespace)
+        net.adopt(agent)
         let ns = net.node("n1").namespace
         let url = "http://\(net.node("n1").ipv4):32100/healthz"
         func loadBalancer(policy: String) -> String {
