@@ -14,15 +14,20 @@ public struct AgentConfiguration: Hashable, Sendable {
     public var healthzBindAddress: BindAddress?
     /// `--metrics-bind-address`; nil disables the metrics server.
     public var metricsBindAddress: BindAddress?
+    /// Where the per-Service health-check servers listen; nil: as kube-proxy (this node's addresses in
+    /// `--nodeport-addresses`, or all). Tests that run in the host's namespace set `["127.0.0.1"]`.
+    public var serviceHealthCheckHosts: [String]?
 
     public init(
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
-        healthzBindAddress: BindAddress? = .defaultHealthz, metricsBindAddress: BindAddress? = .defaultMetrics
+        healthzBindAddress: BindAddress? = .defaultHealthz, metricsBindAddress: BindAddress? = .defaultMetrics,
+        serviceHealthCheckHosts: [String]? = nil
     ) {
         self.minSyncPeriod = minSyncPeriod
         self.syncPeriod = syncPeriod
         self.healthzBindAddress = healthzBindAddress
         self.metricsBindAddress = metricsBindAddress
+        self.serviceHealthCheckHosts = serviceHealthCheckHosts
     }
 
     /// kube-proxy's `healthzTimeout`: unhealthy when a change waits longer than this.
@@ -49,6 +54,8 @@ public struct Agent: Sendable {
     public let controller: any ServiceLifecycle.Service
     public let healthzServer: HealthzServer?
     public let metricsServer: MetricsServer?
+    /// The per-Service health checks of `externalTrafficPolicy: Local` Services (always on, as kube-proxy).
+    public let serviceHealthServers: ServiceHealthServers
     private let logger: Logger
 
     /// - Parameters:
@@ -67,11 +74,15 @@ public struct Agent: Sendable {
         self.metrics = metrics
         let health = HealthState(healthzTimeout: configuration.healthzTimeout)
         self.health = health
+        let serviceHealthServers = ServiceHealthServers(
+            nodeName: node.nodeName, nodePortAddresses: node.nodePortAddresses,
+            bindHosts: configuration.serviceHealthCheckHosts, health: health, metrics: metrics, logger: logger)
+        self.serviceHealthServers = serviceHealthServers
         controller = Controller(
             source: source, backend: backend, node: node, minSyncPeriod: configuration.minSyncPeriod,
             syncPeriod: configuration.syncPeriod, metrics: metrics, health: health, logger: logger,
-            followers: conntrack.map { [ConntrackCleaner(backend: $0, metrics: metrics, logger: logger)] + followers }
-                ?? followers)
+            followers: [serviceHealthServers]
+                + (conntrack.map { [ConntrackCleaner(backend: $0, metrics: metrics, logger: logger)] } ?? []) + followers)
         healthzServer = configuration.healthzBindAddress.map {
             HealthzServer(bindAddress: $0, health: health, logger: logger)
         }
@@ -82,7 +93,8 @@ public struct Agent: Sendable {
 
     /// The agent's own services: the controller, then the servers that are enabled.
     public var services: [any ServiceLifecycle.Service] {
-        [controller] + [healthzServer as (any ServiceLifecycle.Service)?, metricsServer].compactMap { $0 }
+        [controller, serviceHealthServers]
+            + [healthzServer as (any ServiceLifecycle.Service)?, metricsServer].compactMap { $0 }
     }
 
     /// Runs until SIGTERM or SIGINT (graceful: the rules stay), or until one of the services ends.

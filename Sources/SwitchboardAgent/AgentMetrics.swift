@@ -34,6 +34,9 @@ public enum MetricName {
     /// Counter: ipset export failures (`--ipset-export`): one per set whose rebuild failed, or per sync
     /// whose kernel read failed.
     public static let ipsetExportErrors = "switchboard_ipset_export_errors_total"
+    /// Counter: health-check servers (`healthCheckNodePort` of `externalTrafficPolicy: Local` Services)
+    /// that could not listen on their port. kube-proxy records an event instead.
+    public static let serviceHealthCheckListenErrors = "switchboard_service_health_check_listen_errors_total"
 }
 
 /// The agent's metrics, in a `PrometheusCollectorRegistry` that the metrics server exposes.
@@ -55,6 +58,7 @@ public final class AgentMetrics: Sendable {
     private let conntrackDeleted: Counter
     private let conntrackErrors: Counter
     private let ipsetExportErrors: Counter
+    private let healthCheckListenErrors: Counter
 
     /// kube-proxy's sync latency buckets: 1 ms × 2^n, n = 0...14.
     static let syncBuckets: [Double] = (0..<15).map { 0.001 * Double(1 << $0) }
@@ -111,6 +115,10 @@ public final class AgentMetrics: Sendable {
             descriptor: descriptor(MetricName.conntrackCleanupErrors, "Conntrack cleanups that failed"))
         ipsetExportErrors = registry.makeCounter(
             descriptor: descriptor(MetricName.ipsetExportErrors, "Failed ipset export operations"))
+        healthCheckListenErrors = registry.makeCounter(
+            descriptor: descriptor(
+                MetricName.serviceHealthCheckListenErrors,
+                "Service health-check servers that could not listen on their healthCheckNodePort"))
         // Known kinds start at zero, so a dashboard sees the series before the first bad object.
         for kind in ObjectKind.allCases { _ = invalidObjectsCounter(kind.rawValue) }
     }
@@ -142,6 +150,11 @@ public final class AgentMetrics: Sendable {
     /// One diagnosed object, by kind (`Service`, `EndpointSlice`, `Node`, or `unknown`).
     public func countInvalidObject(kind: String) {
         invalidObjectsCounter(kind).increment()
+    }
+
+    /// A Service's health-check server could not listen on its port.
+    public func countHealthCheckListenError() {
+        healthCheckListenErrors.increment()
     }
 
     private func invalidObjectsCounter(_ kind: String) -> Counter {

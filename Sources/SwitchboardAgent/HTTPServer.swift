@@ -76,15 +76,28 @@ final class HTTPServer: Sendable {
         do {
             try await cancelWhenGracefulShutdown {
                 try await server.executeThenClose { connections in
-                    await withDiscardingTaskGroup { group in
-                        do {
-                            for try await connection in connections {
-                                group.addTask { await self.serve(connection) }
+                    // Stopping closes the listener rather than cancelling the accept loop: a cancelled
+                    // iterator drops the connections NIO has already accepted and buffered, and a dropped
+                    // NIOAsyncChannel traps ("Deinited NIOAsyncWriter without calling finish()"). Closed,
+                    // the stream still hands over what it buffered, then ends; each connection is then
+                    // closed through `executeThenClose`. Hence the loop runs in a task of its own that is
+                    // never cancelled, and this task only waits for it.
+                    let acceptLoop = Task {
+                        await withDiscardingTaskGroup { group in
+                            do {
+                                for try await connection in connections {
+                                    group.addTask { await self.serve(connection) }
+                                }
+                            } catch {
+                                // The listener failed or was closed; either way, stop accepting.
                             }
-                        } catch {
-                            // The listener failed or we are shutting down; either way, stop accepting.
+                            group.cancelAll()
                         }
-                        group.cancelAll()
+                    }
+                    await withTaskCancellationHandler {
+                        await acceptLoop.value
+                    } onCancel: {
+                        server.channel.close(promise: nil)
                     }
                 }
             }

@@ -27,11 +27,13 @@ struct Apply: AsyncParsableCommand {
 
     func run() async throws {
         let (state, decodeDiagnostics) = try input.load()
-        let context = try node.nodeContext()
+        // `--ipset-export` or the config file's `SwitchboardConfiguration.ipsetExport`.
+        let settings = try node.settings(extra: ProxySettings(ipsetExport: ipsetExport ? true : nil))
+        let context = try node.nodeContext(settings)
         let result = compile(state, for: context)
         printDiagnostics(decodeDiagnostics + result.diagnostics)
         try await applyRuleset(result, context)
-        if ipsetExport { try await exportIPSets(state, context) }
+        if settings.ipsetExport == true { try await exportIPSets(state, context) }
     }
 
     /// Rebuilds (build, then swap) the exported sets whose content differs from the kernel's.

@@ -72,7 +72,7 @@ struct Diff: AsyncParsableCommand {
 
     private func compileSource() async throws -> (CompileResult, NodeContext) {
         guard let kubeconfig else { return try compileInput(input, node) }
-        let context = try node.nodeContext()
+        let context = try node.nodeContext(node.settings())
         let snapshot: (objects: [KubeObject], diagnostics: [Diagnostic])
         do {
             let client = try KubeClient(config: KubeConfig.load(kubeconfigPath: kubeconfig))

@@ -3,8 +3,13 @@ import Foundation
 import NFTModel
 import SwitchboardCore
 
-/// Flags shared by every command that compiles, named as kube-proxy names them.
+/// Flags shared by every command that compiles, named as kube-proxy names them, and `--config`,
+/// kube-proxy's config file. A flag given on the command line wins over the file (kube-proxy's
+/// precedence), so every flag is optional here and its default applies only when neither gives it.
 struct NodeOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: "A KubeProxyConfiguration file (YAML or JSON); flags given here override it.")
+    var config: String?
+
     @Option(name: .customLong("hostname-override"), help: "The Node in the input that is \"this node\" (default: the host name).")
     var hostnameOverride: String?
 
@@ -14,40 +19,89 @@ struct NodeOptions: ParsableArguments {
     @Option(name: .customLong("nodeport-addresses"), help: "CIDRs, comma-separated, of the local addresses NodePorts answer on (default: the node's InternalIPs).")
     var nodePortAddresses: String?
 
-    @Flag(name: .customLong("masquerade-all"), help: "Masquerade all traffic sent to service IPs.")
-    var masqueradeAll = false
+    @Flag(name: .customLong("masquerade-all"), inversion: .prefixedNo, help: "Masquerade all traffic sent to service IPs (default: no).")
+    var masqueradeAll: Bool?
+
+    @Option(name: .customLong("detect-local-mode"), help: "How pod traffic is recognised: ClusterCIDR (default), NodeCIDR, InterfaceNamePrefix, BridgeInterface.")
+    var detectLocalMode: String?
+
+    @Option(name: .customLong("pod-interface-name-prefix"), help: "With --detect-local-mode InterfaceNamePrefix: the pods' interface name prefix.")
+    var podInterfaceNamePrefix: String?
+
+    @Option(name: .customLong("pod-bridge-interface"), help: "With --detect-local-mode BridgeInterface: the pods' bridge.")
+    var podBridgeInterface: String?
 
     func validate() throws {
-        _ = try cidrs(clusterCIDR, flag: "--cluster-cidr")
-        _ = try cidrs(nodePortAddresses, flag: "--nodeport-addresses")
+        _ = try flagSettings()
         if let name = hostnameOverride, name.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--hostname-override must not be empty")
         }
     }
 
-    func nodeContext() throws -> NodeContext {
-        NodeContext(
-            nodeName: nodeName,
-            clusterCIDRs: try cidrs(clusterCIDR, flag: "--cluster-cidr"),
-            nodePortAddresses: try cidrs(nodePortAddresses, flag: "--nodeport-addresses"),
-            masqueradeAll: masqueradeAll)
-    }
-
-    /// kube-proxy lowercases and trims the host name.
-    var nodeName: String {
-        if let name = hostnameOverride { return name.trimmingCharacters(in: .whitespaces).lowercased() }
-        return ProcessInfo.processInfo.hostName.lowercased()
-    }
-
-    private func cidrs(_ text: String?, flag: String) throws -> [CIDR] {
-        guard let text, !text.isEmpty else { return [] }
-        return try text.split(separator: ",").map { part in
-            let s = part.trimmingCharacters(in: .whitespaces)
-            // A bare address is accepted as a full-length prefix.
-            if let cidr = CIDR(s) ?? IPAddress(s).map({ CIDR(address: $0, prefixLength: $0.bytes.count * 8) }) {
-                return cidr
+    /// The settings given as flags (nil where a flag was not given).
+    func flagSettings() throws -> ProxySettings {
+        var s = ProxySettings(hostnameOverride: hostnameOverride, masqueradeAll: masqueradeAll)
+        if let clusterCIDR { s.clusterCIDRs = try cidrs(clusterCIDR, flag: "--cluster-cidr") }
+        if let nodePortAddresses {
+            switch ProxySettings.parseNodePortAddresses(nodePortAddresses.split(separator: ",").map(String.init)) {
+            case .success(let cidrs): s.nodePortAddresses = cidrs
+            case .failure(let error): throw ValidationError("--nodeport-addresses: invalid CIDR \"\(error.entry)\"")
             }
-            throw ValidationError("\(flag): invalid CIDR \"\(s)\"")
+        }
+        if let detectLocalMode {
+            guard let mode = DetectLocalMode(rawValue: detectLocalMode) else {
+                let valid = DetectLocalMode.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--detect-local-mode \(detectLocalMode): valid modes are \(valid)")
+            }
+            s.detectLocalMode = mode
+        }
+        s.podInterfaceNamePrefix = podInterfaceNamePrefix
+        s.podBridgeInterface = podBridgeInterface
+        return s
+    }
+
+    /// The config file's settings (empty without --config); its warnings go to stderr, one line each.
+    /// Called from `run()`, not `validate()`, so that warnings print once; its errors exit 2 all the same.
+    func fileSettings() throws -> ProxySettings {
+        guard let config else { return ProxySettings() }
+        guard let data = FileManager.default.contents(atPath: config) else { throw CLIError("--config: cannot read \(config)") }
+        let file: ProxyConfigFile
+        do {
+            file = try ProxyConfigFile.parse(String(decoding: data, as: UTF8.self))
+        } catch {
+            throw CLIError("--config \(config): \(error)")
+        }
+        for warning in file.warnings {
+            FileHandle.standardError.write(Data("switchboard: warning: \(config): \(warning)\n".utf8))
+        }
+        return file.settings
+    }
+
+    /// Flags over the file, with `extra` (the command's own flags, e.g. `run`'s) on top; mode and
+    /// detect-local settings checked.
+    func settings(extra: ProxySettings = ProxySettings()) throws -> ProxySettings {
+        let settings = extra.overriding(try flagSettings()).overriding(try fileSettings())
+        do {
+            try settings.checkMode()
+            _ = try settings.localDetection()
+        } catch {
+            throw CLIError("\(error)")
+        }
+        return settings
+    }
+
+    func nodeContext(_ settings: ProxySettings) throws -> NodeContext {
+        do {
+            return try settings.nodeContext(hostname: ProcessInfo.processInfo.hostName)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
+    private func cidrs(_ text: String, flag: String) throws -> [CIDR] {
+        switch ProxySettings.parseCIDRs(text.split(separator: ",").map(String.init)) {
+        case .success(let cidrs): return cidrs
+        case .failure(let error): throw ValidationError("\(flag): invalid CIDR \"\(error.entry)\"")
         }
     }
 }
@@ -116,8 +170,8 @@ func printDiagnostics(_ diagnostics: [Diagnostic]) {
 
 /// Loads the input and compiles it for this node.
 func compileInput(_ input: InputOptions, _ node: NodeOptions) throws -> (CompileResult, NodeContext) {
+    let context = try node.nodeContext(node.settings())
     let (state, decodeDiagnostics) = try input.load()
-    let context = try node.nodeContext()
     let result = compile(state, for: context)
     printDiagnostics(decodeDiagnostics + result.diagnostics)
     return (result, context)

@@ -24,50 +24,75 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var node: NodeOptions
 
     @Option(name: .customLong("min-sync-period"), help: "Minimum interval between syncs (Go duration, default 1s).")
-    var minSyncPeriod = "1s"
+    var minSyncPeriod: String?
 
     @Option(name: .customLong("sync-period"), help: "Maximum interval between full syncs (Go duration, default 30s).")
-    var syncPeriod = "30s"
+    var syncPeriod: String?
 
-    @Option(name: .customLong("healthz-bind-address"), help: "Address of /healthz and /livez (\"\" to disable).")
-    var healthzBindAddress = "0.0.0.0:10256"
+    @Option(name: .customLong("healthz-bind-address"), help: "Address of /healthz and /livez (default 0.0.0.0:10256; \"\" to disable).")
+    var healthzBindAddress: String?
 
-    @Option(name: .customLong("metrics-bind-address"), help: "Address of /metrics and /proxyMode (\"\" to disable).")
-    var metricsBindAddress = "127.0.0.1:10249"
+    @Option(name: .customLong("metrics-bind-address"), help: "Address of /metrics and /proxyMode (default 127.0.0.1:10249; \"\" to disable).")
+    var metricsBindAddress: String?
 
     @Option(name: .customLong("proxy-mode"), help: "Accepted for compatibility; only \"nftables\" is valid.")
     var proxyMode: String?
 
     @Option(name: [.customShort("v"), .customLong("v")], help: "Log verbosity, as kube-proxy's -v (0-10).")
-    var verbosity = 0
+    var verbosity: Int?
 
     @Flag(name: .customLong("ipset-export"), help: "Keep kube-proxy's IPVS-mode ipsets (KUBE-CLUSTER-IP, ...) up to date, for iptables firewalls.")
     var ipsetExport = false
 
     func validate() throws {
-        _ = try agentConfiguration()
-        if let proxyMode, !proxyMode.isEmpty, proxyMode != "nftables" {
-            throw ValidationError("--proxy-mode \(proxyMode): Switchboard only implements \"nftables\"")
-        }
+        let flags = try runFlags()
+        try flags.checkModeAsFlag()
+        // Checked again with the config file's values in `run()`; here for flag errors before anything starts.
+        _ = try agentConfiguration(flags)
     }
 
-    func agentConfiguration() throws -> AgentConfiguration {
-        guard let min = GoDuration.parse(minSyncPeriod) else { throw ValidationError("--min-sync-period: invalid duration \"\(minSyncPeriod)\"") }
-        guard let max = GoDuration.parse(syncPeriod), max > .zero else { throw ValidationError("--sync-period: invalid duration \"\(syncPeriod)\"") }
-        func address(_ text: String, _ port: Int, _ flag: String) throws -> BindAddress? {
+    /// `run`'s own flags as settings (nil where not given).
+    func runFlags() throws -> ProxySettings {
+        func duration(_ text: String?, _ flag: String) throws -> Duration? {
+            guard let text else { return nil }
+            guard let d = GoDuration.parse(text) else { throw ValidationError("\(flag): invalid duration \"\(text)\"") }
+            return d
+        }
+        return ProxySettings(
+            mode: proxyMode, syncPeriod: try duration(syncPeriod, "--sync-period"),
+            minSyncPeriod: try duration(minSyncPeriod, "--min-sync-period"), healthzBindAddress: healthzBindAddress,
+            metricsBindAddress: metricsBindAddress, kubeconfig: kubeconfig, verbosity: verbosity,
+            ipsetExport: ipsetExport ? true : nil)
+    }
+
+    /// The agent's configuration from merged settings, with kube-proxy's defaults for what none gives.
+    func agentConfiguration(_ settings: ProxySettings) throws -> AgentConfiguration {
+        func address(_ text: String?, _ standard: BindAddress, _ flag: String) throws -> BindAddress? {
+            guard let text else { return standard }
             if text.isEmpty { return nil }
-            guard let a = BindAddress(text, defaultPort: port) else { throw ValidationError("\(flag): invalid address \"\(text)\"") }
+            guard let a = BindAddress(text, defaultPort: standard.port) else {
+                throw ValidationError("\(flag): invalid address \"\(text)\"")
+            }
             return a
         }
         let configuration = AgentConfiguration(
-            minSyncPeriod: min, syncPeriod: max,
-            healthzBindAddress: try address(healthzBindAddress, 10256, "--healthz-bind-address"),
-            metricsBindAddress: try address(metricsBindAddress, 10249, "--metrics-bind-address"))
+            minSyncPeriod: settings.minSyncPeriod ?? .seconds(1), syncPeriod: settings.syncPeriod ?? .seconds(30),
+            healthzBindAddress: try address(settings.healthzBindAddress, .defaultHealthz, "--healthz-bind-address"),
+            metricsBindAddress: try address(settings.metricsBindAddress, .defaultMetrics, "--metrics-bind-address"))
         if let problem = configuration.problem { throw ValidationError(problem) }
         return configuration
     }
 
     func run() async throws {
+        let settings = try node.settings(extra: runFlags())
+        let context = try node.nodeContext(settings)
+        let configuration: AgentConfiguration
+        do {
+            configuration = try agentConfiguration(settings)
+        } catch {
+            throw CLIError("\(error)")
+        }
+        let verbosity = settings.verbosity ?? 0
         let level: Logger.Level = verbosity >= 4 ? .debug : verbosity >= 2 ? .info : .notice
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -75,19 +100,17 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "switchboard")
-        let context = try node.nodeContext()
-        let configuration = try agentConfiguration()
         let client: KubeClient
         let source: KubeClusterSource
         let backend: KernelNFTables
         let ipsets: KernelIPSets?
         do {
-            let config = try kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
+            let config = try settings.kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
                 ?? KubeConfig.inCluster()
             client = try KubeClient(config: config)
             source = try await KubeClusterSource(client: client, nodeName: context.nodeName, logger: logger)
             backend = try KernelNFTables()
-            ipsets = ipsetExport ? try KernelIPSets() : nil
+            ipsets = settings.ipsetExport == true ? try KernelIPSets() : nil
         } catch {
             throw CLIError("starting: \(error)")
         }
@@ -118,5 +141,14 @@ struct Run: AsyncParsableCommand {
         }
         try? await client.shutdown()
         logger.notice("switchboard stopped; rules left in place")
+    }
+}
+
+extension ProxySettings {
+    /// `--proxy-mode` alone, before the config file is read: the flag's own error.
+    fileprivate func checkModeAsFlag() throws {
+        if let mode, !mode.isEmpty, mode != "nftables" {
+            throw ValidationError("--proxy-mode \(mode): Switchboard only implements \"nftables\"")
+        }
     }
 }

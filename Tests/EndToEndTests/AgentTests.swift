@@ -203,6 +203,99 @@ struct AgentTests {
         #expect(try await reply(net, "10.96.0.20", port: 41500) == "b2", "rules were flushed on stop")
     }
 
+    /// kube-proxy's health checks for `externalTrafficPolicy: Local`: the agent serves the Service's
+    /// healthCheckNodePort on the node, and the answer follows this node's ready endpoints.
+    @Test("healthCheckNodePort: 200 with a local endpoint, 503 without, closed when the policy or the Service goes")
+    func healthCheckNodePorts() async throws {
+        try await withNodeAndControlPlane { net, plane in try await healthCheckScenario(net, plane) }
+    }
+
+    private func healthCheckScenario(_ net: Topology, _ plane: ControlPlane) async throws {
+        try await plane.apply([SB.nodeManifest(net)])
+        // `run --config` alone: kubeconfig, node name and periods from the file (had it not been read,
+        // the agent would look for an in-cluster service account and exit).
+        let config = plane.directory.appendingPathComponent("switchboard-config.yaml")
+        try """
+            apiVersion: kubeproxy.config.k8s.io/v1alpha1
+            kind: KubeProxyConfiguration
+            clientConnection: {kubeconfig: "\(plane.nodeKubeconfig)"}
+            hostnameOverride: n1
+            clusterCIDR: "\(SB.clusterCIDRs)"
+            nftables: {minSyncPeriod: 100ms, syncPeriod: 2s}
+            logging: {verbosity: 2}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let agent = try Shell.start([SwitchboardBinary.path!, "run", "--config", config.path], in: net.node("n1").namespace)
+        net.adopt(agent)
+        let ns = net.node("n1").namespace
+        let url = "http://\(net.node("n1").ipv4):32100/healthz"
+        func loadBalancer(policy: String) -> String {
+            """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: lb
+              namespace: default
+            spec:
+              type: LoadBalancer
+              clusterIP: "10.96.0.30"
+              ports:
+              - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+              externalTrafficPolicy: \(policy)
+            \(policy == "Local" ? "  healthCheckNodePort: 32100\n" : "")
+            """
+        }
+        func slice(on node: String) -> String {
+            Manifest.slice("lb-1", service: "lb", apiVersion: "discovery.k8s.io/v1beta1", ports: [("http", "TCP", 8080)],
+                           endpoints: [.init(address: net.backend("b1").ipv4, nodeName: node)])
+        }
+        /// curl in the node: status ("000": no connection), content type and body.
+        func probe() async throws -> (status: String, type: String, body: String) {
+            let r = try await Shell.run(
+                ["curl", "-s", "-m", "2", "-o", "/dev/stderr", "-w", "%{http_code} %{content_type}", url], in: ns)
+            let parts = r.stdout.split(separator: " ", maxSplits: 1).map(String.init)
+            return (parts.first ?? "", parts.count > 1 ? parts[1] : "", r.stderr)
+        }
+
+        // A ready endpoint on this node: 200, one local endpoint.
+        try await plane.apply([loadBalancer(policy: "Local"), slice(on: "n1")])
+        var last = (status: "", type: "", body: "")
+        let opened = try await eventually(within: .seconds(15)) {
+            last = try await probe()
+            return last.status == "200"
+        }
+        #expect(opened != nil, "no 200 from the health check: \(last)")
+        #expect(last.type == "application/json")
+        #expect(last.body.contains("\"namespace\": \"default\"") && last.body.contains("\"name\": \"lb\""), "\(last.body)")
+        #expect(last.body.contains("\"localEndpoints\": 1,") && last.body.contains("\"serviceProxyHealthy\": true"), "\(last.body)")
+        print("agent: health check answered 200 after \(opened.map { "\($0)" } ?? "never"): \(last.body.debugDescription)")
+
+        // The endpoint moves to another node: 503, none local.
+        try await plane.apply([slice(on: "n2")])
+        let moved = try await eventually(within: .seconds(10)) {
+            last = try await probe()
+            return last.status == "503"
+        }
+        #expect(moved != nil, "no 503 after the endpoint moved: \(last)")
+        #expect(last.body.contains("\"localEndpoints\": 0,"), "\(last.body)")
+
+        // Back on this node, then the policy switches to Cluster: the port refuses connections.
+        try await plane.apply([slice(on: "n1")])
+        #expect(try await eventually(within: .seconds(10)) { try await probe().status == "200" } != nil)
+        try await plane.apply([loadBalancer(policy: "Cluster")])
+        let closed = try await eventually(within: .seconds(10)) { try await probe().status == "000" }
+        #expect(closed != nil, "the health check still answers with policy Cluster")
+
+        // Local again: it reopens; the Service is deleted: closed again.
+        try await plane.apply([loadBalancer(policy: "Local")])
+        #expect(try await eventually(within: .seconds(10)) { try await probe().status == "200" } != nil, "no reopen")
+        try await plane.kubectl(["delete", "service", "lb"])
+        let deleted = try await eventually(within: .seconds(10)) { try await probe().status == "000" }
+        #expect(deleted != nil, "the health check still answers after the Service was deleted")
+
+        let status = await agent.stop(grace: .seconds(10))
+        #expect(status == ExitStatus(code: 0), "SIGTERM should stop the agent cleanly: \(status)")
+    }
+
     /// deploy/switchboard.yaml's ClusterRole is enough: the agent runs under a token bound only to it.
     @Test("the agent runs under deploy/switchboard.yaml's ClusterRole and nothing more")
     func rbacFromDeploy() async throws {

@@ -121,6 +121,69 @@ struct CLITests {
         #expect(result.stderr.hasPrefix("switchboard: "))
     }
 
+    /// `--config`: the file's values take effect, a flag given on the command line wins, an unknown
+    /// field only warns, a file of the wrong kind is an error.
+    @Test("render --config: file values apply, explicit flags override them, unknown fields warn")
+    func configFile() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func file(_ name: String, _ text: String) throws -> String {
+            let path = dir.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let header = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+        let config = try file("config.yaml", header + "hostnameOverride: demo-node\nclusterCIDR: 10.244.0.0/16\n")
+
+        // The file alone gives what the flags gave: the same ruleset, byte for byte.
+        let viaFlags = try await sb(["render", "-f", Self.examples] + Self.flags)
+        let viaFile = try await sb(["render", "-f", Self.examples, "--config", config])
+        #expect(viaFile.status.code == 0, "\(viaFile.stderr)")
+        #expect(viaFile.stderr.isEmpty, "\(viaFile.stderr)")
+        #expect(viaFile.stdout == viaFlags.stdout)
+        let masqueradeRule = viaFile.stdout.split(separator: "\n").filter { $0.contains("10.244.0.0/16") }
+        #expect(!masqueradeRule.isEmpty, "clusterCIDR from the file reaches the masquerade rule")
+        #expect(viaFile.stdout.contains("nodeport"), "\(viaFile.stdout.prefix(200))")
+        // Without the file (no cluster CIDR) the rule is not there: the file made the difference.
+        let bare = try await sb(["render", "-f", Self.examples, "--hostname-override", "demo-node"])
+        #expect(!bare.stdout.contains("10.244.0.0/16"))
+
+        // An explicit flag overrides the file.
+        let overridden = try await sb(["render", "-f", Self.examples, "--config", config, "--cluster-cidr", "10.99.0.0/16"])
+        #expect(overridden.status.code == 0, "\(overridden.stderr)")
+        #expect(overridden.stdout.contains("10.99.0.0/16") && !overridden.stdout.contains("10.244.0.0/16"))
+        let otherNode = try await sb(["render", "-f", Self.examples, "--config", config, "--hostname-override", "nobody"])
+        #expect(otherNode.status.code == 0)
+        #expect(otherNode.stdout != viaFile.stdout, "hostname-override from the flag, not the file")
+
+        // Unknown and inapplicable fields: one warning each on stderr, and the render still succeeds.
+        let noisy = try file("noisy.yaml", header + "hostnameOverride: demo-node\nclusterCIDR: 10.244.0.0/16\n"
+                                 + "frobnicate: true\nipvs:\n  scheduler: rr\n")
+        let warned = try await sb(["render", "-f", Self.examples, "--config", noisy])
+        #expect(warned.status.code == 0, "\(warned.stderr)")
+        #expect(warned.stdout == viaFlags.stdout)
+        let warnings = warned.stderr.split(separator: "\n")
+        #expect(warnings.count == 2, "\(warned.stderr)")
+        #expect(warnings.contains { $0.hasPrefix("switchboard: warning: ") && $0.contains("frobnicate: unknown field") })
+        #expect(warnings.contains { $0.contains("ipvs.scheduler: not used by Switchboard") })
+
+        // Wrong kind, wrong mode, detect-local without its interface: one line, exit 2.
+        for (name, text, extra) in [
+            ("kind.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", [String]()),
+            ("mode.yaml", header + "mode: ipvs\n", []),
+            ("local.yaml", header + "detectLocalMode: BridgeInterface\n", []),
+            ("ok.yaml", header, ["--detect-local-mode", "InterfaceNamePrefix"]),
+        ] {
+            let bad = try await sb(["render", "-f", Self.examples, "--config", try file(name, text)] + extra)
+            #expect(bad.status.code == 2, "\(name): \(bad.stdout) \(bad.stderr)")
+            #expect(bad.stderr.split(separator: "\n").count == 1 && bad.stderr.hasPrefix("switchboard: "), "\(bad.stderr)")
+        }
+        // ... and the flag supplies what the file's mode needs.
+        let local = try file("local2.yaml", header + "hostnameOverride: demo-node\ndetectLocalMode: BridgeInterface\n")
+        #expect(try await sb(["render", "-f", Self.examples, "--config", local, "--pod-bridge-interface", "cbr0"]).status.code == 0)
+    }
+
     @Test func versionAndHelp() async throws {
         let version = try await sb(["version"])
         #expect(version.status.code == 0 && version.stdout.hasPrefix("switchboard "))

@@ -205,7 +205,7 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
                 minSyncPeriod: .milliseconds(10), syncPeriod: .seconds(30), healthzBindAddress: loopback,
                 metricsBindAddress: loopback),
             logger: quietLogger())
-        #expect(agent.services.count == 3)
+        #expect(agent.services.count == 4)
         let group = agent.makeServiceGroup(signals: [])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -229,7 +229,7 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
         let agent = Agent(
             source: FakeClusterSource(), backend: FakeNFTables(), node: Objects.context,
             configuration: AgentConfiguration(healthzBindAddress: nil, metricsBindAddress: nil), logger: quietLogger())
-        #expect(agent.services.count == 1)
+        #expect(agent.services.count == 2)
         #expect(agent.healthzServer == nil && agent.metricsServer == nil)
     }
 }
