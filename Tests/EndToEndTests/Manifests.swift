@@ -32,12 +32,14 @@ enum Manifest {
         var healthCheckNodePort: Int? = nil
     }
 
-    static func node(_ name: String, internalIPs: [String], zone: String? = nil) -> String {
+    static func node(_ name: String, internalIPs: [String], zone: String? = nil, podCIDRs: [String] = []) -> String {
         """
         apiVersion: v1
         kind: Node
         metadata:
           name: \(name)\(zone.map { "\n  labels: {topology.kubernetes.io/zone: \($0)}" } ?? "")
+        spec:
+          podCIDRs: [\(podCIDRs.map { "\"\($0)\"" }.joined(separator: ", "))]
         status:
           addresses:
         \(internalIPs.map { "  - type: InternalIP\n    address: \"\($0)\"" }.joined(separator: "\n"))

@@ -273,6 +273,28 @@ struct PolicyTrafficTests {
 
     // MARK: - 7. Masquerade
 
+    @Test("--detect-local-mode NodeCIDR / InterfaceNamePrefix / BridgeInterface decide which cluster-IP traffic is masqueraded", arguments: [
+        ["--detect-local-mode", "NodeCIDR"],
+        ["--detect-local-mode", "InterfaceNamePrefix", "--pod-interface-name-prefix", "p-"],
+        // The topology has no pod bridge: with BridgeInterface naming an absent one, pod traffic is
+        // masqueraded like any other (the inverse check of the two above).
+        ["--detect-local-mode", "BridgeInterface", "--pod-bridge-interface", "cbr0"],
+    ])
+    func detectLocalMode(mode: [String]) async throws {
+        try await withTopology(Self.threeNodes) { net in
+            try await startServers(net)
+            let b1 = net.backend("b1").ipv4, n1 = net.node("n1").ipv4
+            let onlyB2: [Manifest.EndpointEntry] = [.init(address: net.backend("b2").ipv4, nodeName: "n2")]
+            // A --cluster-cidr that holds no pod: with the default mode (ClusterCIDR) every source would
+            // count as off-cluster; the mode under test must not look at it.
+            try await applyEverywhere(net, manifests(net, type: "ClusterIP", endpoints: onlyB2),
+                                      extra: ["--cluster-cidr", "10.99.0.0/16"] + mode)
+            #expect(try await answers(net, from: "c1", to: Self.clusterIP, port: 80) == ["b2 \(n1)"])
+            let podSeen = mode.contains("BridgeInterface") ? n1 : b1
+            #expect(try await answers(net, from: "b1", to: Self.clusterIP, port: 80) == ["b2 \(podSeen)"])
+        }
+    }
+
     @Test("masquerade: off-cluster clients to a cluster IP and hairpin are masqueraded; pod to pod is not; --masquerade-all masquerades all")
     func masquerade() async throws {
         try await withTopology(Self.threeNodes) { net in

@@ -42,7 +42,8 @@ enum SB {
     /// The Node object for a topology node (its InternalIPs are the node's LAN addresses).
     static func nodeManifest(_ net: Topology, _ name: String = "n1", zone: String? = nil) -> String {
         let node = net.node(name)
-        return Manifest.node(name, internalIPs: [node.ipv4, node.ipv6], zone: zone)
+        return Manifest.node(name, internalIPs: [node.ipv4, node.ipv6], zone: zone,
+                             podCIDRs: [node.podCIDRv4, node.podCIDRv6])
     }
 
     /// Distinct client source ports for distribution tests.
