@@ -29,14 +29,12 @@ public final class Conntrack: ConntrackBackend, @unchecked Sendable {
             handle = try Self.open()
             return
         }
-        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.utf8.contains(0) else {
-            throw NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid network namespace name \"\(name)\"")
-        }
+        try NetworkNamespace.validate(name)
         let opened = Opened()
         // A thread of its own, which ends right after: the namespace it entered never leaks elsewhere.
         let thread = Thread {
             do throws(NetfilterError) {
-                try Self.enter(namespace: name)
+                try NetworkNamespace.enter(name).get()
                 opened.result = .success(try Self.open())
             } catch {
                 opened.result = .failure(error)
@@ -184,22 +182,5 @@ public final class Conntrack: ConntrackBackend, @unchecked Sendable {
             throw NetfilterError.system(.contextUnavailable, code: errno, "nfct_open (ctnetlink)")
         }
         return handle
-    }
-
-    /// Enters a named network namespace on the calling thread.
-    private static func enter(namespace name: String) throws(NetfilterError) {
-        let path = "/var/run/netns/" + name
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw NetfilterError.system(.namespaceUnavailable, code: errno, "open \(path)") }
-        defer { close(fd) }
-        // `setns(2)` is declared only under `_GNU_SOURCE`, which Swift's Glibc module does not define.
-        typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
-        guard let libc = dlopen(nil, RTLD_NOW), let symbol = dlsym(libc, "setns") else {
-            throw NetfilterError.system(.namespaceUnavailable, code: ENOSYS, "setns not found in libc")
-        }
-        let cloneNewNet: Int32 = 0x4000_0000
-        guard unsafeBitCast(symbol, to: SetNamespace.self)(fd, cloneNewNet) == 0 else {
-            throw NetfilterError.system(.namespaceUnavailable, code: errno, "setns \(path)")
-        }
     }
 }

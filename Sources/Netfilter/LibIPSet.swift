@@ -21,18 +21,15 @@ import Glibc
 public final class LibIPSet: Sendable {
     /// The namespace the session works in; nil for the process's own.
     public let networkNamespace: String?
-    private let worker: IPSetWorker
+    private let worker: ContextThread<Context>
 
     /// Starts the worker thread, enters the namespace and creates the session; throws if any step fails.
     public init(networkNamespace: String? = nil) throws(NetfilterError) {
-        if let name = networkNamespace {
-            guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.utf8.contains(0) else {
-                throw NetfilterError(
-                    kind: .invalidRequest, code: EINVAL, message: "invalid network namespace name \"\(name)\"")
-            }
-        }
+        if let name = networkNamespace { try NetworkNamespace.validate(name) }
         self.networkNamespace = networkNamespace
-        self.worker = try IPSetWorker.start(networkNamespace: networkNamespace)
+        self.worker = try ContextThread.start(
+            name: "ipset-" + (networkNamespace ?? "host"), stackSize: 4 << 20, stoppedMessage: "ipset session is shut down",
+            make: { Self.makeContext(networkNamespace: networkNamespace) }, free: { Self.freeContext($0) })
     }
 
     deinit {
@@ -93,20 +90,7 @@ public final class LibIPSet: Sendable {
 
     /// Enters the namespace (on the calling thread only) and creates the `struct ipset` with our callbacks.
     fileprivate static func makeContext(networkNamespace: String?) -> Result<Context, NetfilterError> {
-        if let name = networkNamespace {
-            let path = "/var/run/netns/" + name
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return .failure(.system(.namespaceUnavailable, code: errno, "open \(path)")) }
-            defer { close(fd) }
-            guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else {
-                return .failure(.system(.namespaceUnavailable, code: ENOSYS, "setns not found in libc"))
-            }
-            // `setns(2)` is declared only under _GNU_SOURCE, which Swift's Glibc module does not define.
-            let setns = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
-            guard setns(fd, 0x4000_0000 /* CLONE_NEWNET */) == 0 else {
-                return .failure(.system(.namespaceUnavailable, code: errno, "setns \(path)"))
-            }
-        }
+        if let name = networkNamespace, case .failure(let error) = NetworkNamespace.enter(name) { return .failure(error) }
         return library.withLock { _ -> Result<Context, NetfilterError> in
             _ = typesLoaded
             guard let ipset = ipset_init() else {
@@ -150,83 +134,5 @@ extension NetfilterError {
         return NetfilterError(
             kind: .ipsetCommandFailed, code: code, message: message.trimmingTrailingNewlines(),
             script: NetfilterError.excerpt(of: line, lines: []))
-    }
-}
-
-/// The dedicated thread that owns one libipset context: runs submitted jobs in order until stopped.
-private final class IPSetWorker: @unchecked Sendable {
-    typealias Job = @Sendable (LibIPSet.Context) -> Void
-
-    // Guarded by `condition`.
-    private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var isStopping = false
-    private let exited = DispatchSemaphore(value: 0)
-
-    static func start(networkNamespace: String?) throws(NetfilterError) -> IPSetWorker {
-        let worker = IPSetWorker()
-        let started = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var failure: NetfilterError?
-        let name = String(("ipset-" + (networkNamespace ?? "host")).prefix(15))
-        let thread = Thread {
-            Thread.current.name = name
-            switch LibIPSet.makeContext(networkNamespace: networkNamespace) {
-            case .failure(let error):
-                failure = error
-                started.signal()
-                worker.exited.signal()
-            case .success(let context):
-                started.signal()
-                worker.serve(context)
-                LibIPSet.freeContext(context)
-                worker.exited.signal()
-            }
-        }
-        thread.stackSize = 4 << 20
-        thread.start()
-        started.wait()
-        if let failure { throw failure }
-        return worker
-    }
-
-    private func serve(_ context: LibIPSet.Context) {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !isStopping { condition.wait() }
-            if jobs.isEmpty {
-                condition.unlock()
-                return
-            }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job(context)
-        }
-    }
-
-    /// Finishes the queued jobs, frees the context and waits for the thread to exit.
-    func stop() {
-        condition.lock()
-        isStopping = true
-        condition.signal()
-        condition.unlock()
-        exited.wait()
-    }
-
-    func performAsync<T: Sendable>(
-        _ body: @escaping @Sendable (LibIPSet.Context) -> Result<T, NetfilterError>
-    ) async throws(NetfilterError) -> T {
-        let result: Result<T, NetfilterError> = await withCheckedContinuation { continuation in
-            condition.lock()
-            defer { condition.unlock() }
-            guard !isStopping else {
-                continuation.resume(
-                    returning: .failure(
-                        NetfilterError(kind: .contextUnavailable, code: ESHUTDOWN, message: "ipset session is shut down")))
-                return
-            }
-            jobs.append { context in continuation.resume(returning: body(context)) }
-            condition.signal()
-        }
-        return try result.get()
     }
 }

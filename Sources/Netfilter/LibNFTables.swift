@@ -23,21 +23,19 @@ import Glibc
 public final class LibNFTables: Sendable {
     /// The namespace the context works in; nil for the process's own.
     public let networkNamespace: String?
-    private let worker: Worker
+    private let worker: ContextThread<OpaquePointer>
 
     /// Starts the worker thread, enters the namespace and creates the context; throws if any step fails
     /// (`.namespaceUnavailable` with `isNotFound` for a namespace that does not exist).
     ///
     /// Blocks for the thread start (well under a millisecond); call it once, at startup.
     public init(networkNamespace: String? = nil) throws(NetfilterError) {
-        if let name = networkNamespace {
-            guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.utf8.contains(0) else {
-                throw NetfilterError(
-                    kind: .invalidRequest, code: EINVAL, message: "invalid network namespace name \"\(name)\"")
-            }
-        }
+        if let name = networkNamespace { try NetworkNamespace.validate(name) }
         self.networkNamespace = networkNamespace
-        self.worker = try Worker.start(networkNamespace: networkNamespace)
+        // The parser and the JSON printer run on the thread's stack; give large scripts room.
+        self.worker = try ContextThread.start(
+            name: "nft-" + (networkNamespace ?? "host"), stackSize: 16 << 20, stoppedMessage: "nft context is shut down",
+            make: { Self.makeContext(networkNamespace: networkNamespace) }, free: { Self.freeContext($0) })
     }
 
     deinit {
@@ -156,19 +154,8 @@ public final class LibNFTables: Sendable {
     }
 
     /// Enters the namespace (on the calling thread only) and creates a buffered context.
-    fileprivate static func makeContext(networkNamespace: String?) -> Result<OpaquePointer, NetfilterError> {
-        if let name = networkNamespace {
-            let path = "/var/run/netns/" + name
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { return .failure(.system(.namespaceUnavailable, code: errno, "open \(path)")) }
-            defer { close(fd) }
-            guard let setns = setnsFunction() else {
-                return .failure(.system(.namespaceUnavailable, code: ENOSYS, "setns not found in libc"))
-            }
-            guard setns(fd, cloneNewNet) == 0 else {
-                return .failure(.system(.namespaceUnavailable, code: errno, "setns \(path)"))
-            }
-        }
+    private static func makeContext(networkNamespace: String?) -> Result<OpaquePointer, NetfilterError> {
+        if let name = networkNamespace, case .failure(let error) = NetworkNamespace.enter(name) { return .failure(error) }
         // libnftables 1.0.6 calls exit() when it cannot open its netlink socket; find that out first.
         let probe = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkNetfilter)
         guard probe >= 0 else {
@@ -188,138 +175,11 @@ public final class LibNFTables: Sendable {
         }
     }
 
-    fileprivate static func freeContext(_ ctx: OpaquePointer) {
+    private static func freeContext(_ ctx: OpaquePointer) {
         library.withLock { _ in nft_ctx_free(ctx) }
     }
 
-    /// `CLONE_NEWNET` from <sched.h>; Swift's Glibc module leaves out the GNU-only namespace API.
-    private static let cloneNewNet: Int32 = 0x4000_0000
     /// `NETLINK_NETFILTER` from <linux/netlink.h>.
     private static let netlinkNetfilter: Int32 = 12
 
-    private typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
-
-    /// `setns(2)` is declared only under `_GNU_SOURCE`, which Swift's Glibc module does not define, so
-    /// it is looked up in libc at run time.
-    private static func setnsFunction() -> SetNamespace? {
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else { return nil }
-        return unsafeBitCast(symbol, to: SetNamespace.self)
-    }
-}
-
-/// The dedicated thread that owns one `nft_ctx`: runs submitted jobs in order until stopped.
-///
-/// The thread is created for this context and ends with it, so the namespace it entered never leaks
-/// into a thread that runs anything else.
-private final class Worker: @unchecked Sendable {
-    typealias Job = @Sendable (OpaquePointer) -> Void
-
-    // Guarded by `condition`.
-    private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var isStopping = false
-
-    private let exited = DispatchSemaphore(value: 0)
-
-    static func start(networkNamespace: String?) throws(NetfilterError) -> Worker {
-        let worker = Worker()
-        let started = Completion<Void>()
-        // Linux caps thread names at 15 bytes.
-        let name = String(("nft-" + (networkNamespace ?? "host")).prefix(15))
-        let thread = Thread {
-            // Named from inside: corelibs Foundation does not apply a name set before `start()`, and a
-            // new thread otherwise inherits its creator's name.
-            Thread.current.name = name
-            switch LibNFTables.makeContext(networkNamespace: networkNamespace) {
-            case .failure(let error):
-                started.complete(.failure(error))
-                worker.exited.signal()
-            case .success(let ctx):
-                started.complete(.success(()))
-                worker.serve(ctx)
-                LibNFTables.freeContext(ctx)
-                worker.exited.signal()
-            }
-        }
-        // The parser and the JSON printer run on this stack; give large scripts room.
-        thread.stackSize = 16 << 20
-        thread.start()
-        try started.wait().get()
-        return worker
-    }
-
-    private func serve(_ ctx: OpaquePointer) {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !isStopping { condition.wait() }
-            if jobs.isEmpty {  // stopping, and nothing left to do
-                condition.unlock()
-                return
-            }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job(ctx)
-        }
-    }
-
-    /// Asks the thread to finish the jobs it has, free the context and exit; waits until it has, so that
-    /// the netlink socket is closed when the owner's deinit returns.
-    func stop() {
-        condition.lock()
-        isStopping = true
-        condition.signal()
-        condition.unlock()
-        exited.wait()
-    }
-
-    private func submit(_ job: @escaping Job) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        guard !isStopping else { return false }
-        jobs.append(job)
-        condition.signal()
-        return true
-    }
-
-    /// Runs `body` on the worker thread and blocks the calling thread until it is done.
-    func perform<T: Sendable>(
-        _ body: @escaping @Sendable (OpaquePointer) -> Result<T, NetfilterError>
-    ) throws(NetfilterError) -> T {
-        let done = Completion<T>()
-        guard submit({ ctx in done.complete(body(ctx)) }) else { throw Self.stopped }
-        return try done.wait().get()
-    }
-
-    /// Runs `body` on the worker thread; the calling task suspends until it is done.
-    func performAsync<T: Sendable>(
-        _ body: @escaping @Sendable (OpaquePointer) -> Result<T, NetfilterError>
-    ) async throws(NetfilterError) -> T {
-        let result: Result<T, NetfilterError> = await withCheckedContinuation { continuation in
-            guard submit({ ctx in continuation.resume(returning: body(ctx)) }) else {
-                continuation.resume(returning: .failure(Self.stopped))
-                return
-            }
-        }
-        return try result.get()
-    }
-
-    private static let stopped = NetfilterError(
-        kind: .contextUnavailable, code: ESHUTDOWN, message: "nft context is shut down")
-}
-
-/// A one-shot result handed from the worker thread to a blocked caller.
-private final class Completion<T: Sendable>: @unchecked Sendable {
-    private let semaphore = DispatchSemaphore(value: 0)
-    // Written once before `signal`, read after `wait`: the semaphore orders the two.
-    private var result: Result<T, NetfilterError>?
-
-    func complete(_ result: Result<T, NetfilterError>) {
-        self.result = result
-        semaphore.signal()
-    }
-
-    func wait() -> Result<T, NetfilterError> {
-        semaphore.wait()
-        return result!
-    }
 }
