@@ -44,8 +44,7 @@ extension ClusterState {
     public func healthCheck(for ref: ObjectRef, onNode nodeName: String) -> ServiceHealthCheck? {
         guard let service = services[ref], service.type == .loadBalancer, service.externalTrafficPolicy == .local,
             let port = service.healthCheckNodePort, port > 0,
-            service.labels["service.kubernetes.io/service-proxy-name"] == nil,
-            service.labels["service.kubernetes.io/headless"] == nil
+            service.isProxied
         else { return nil }
         return ServiceHealthCheck(port: port, localEndpoints: localReadyEndpoints(of: ref, onNode: nodeName))
     }

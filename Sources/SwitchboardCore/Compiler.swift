@@ -162,7 +162,7 @@ struct ServiceCompiler {
 
     func compile(_ service: Service, slices: [EndpointSlice]) -> ServiceOutput {
         var output = ServiceOutput()
-        guard shouldProgram(service) else { return output }
+        guard service.isProxied else { return output }
         for family in IPFamily.allCases {
             let familySlices = slices.filter { $0.addressType.ipFamily == family }
             if let fragment = compile(service, slices: familySlices, family: family, diagnostics: &output.diagnostics) {
@@ -318,15 +318,6 @@ struct ServiceCompiler {
 
     // MARK: - Semantics
 
-    /// ExternalName and headless Services, and those another proxy owns or that are marked headless by
-    /// label, produce nothing (kube-proxy's rules; the agent's watch excludes the labelled ones too).
-    private func shouldProgram(_ service: Service) -> Bool {
-        if service.type == .externalName || service.isHeadless { return false }
-        if service.labels["service.kubernetes.io/service-proxy-name"] != nil { return false }
-        if service.labels["service.kubernetes.io/headless"] != nil { return false }
-        return true
-    }
-
     /// External IPs and LoadBalancer ingress IPs (ipMode VIP or unset) of one family, deduplicated.
     private func externalAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
         var out: [IPAddress] = service.externalIPs.filter { $0.family == family }
@@ -366,21 +357,10 @@ struct ServiceCompiler {
         var hasAny: Bool
     }
 
-    /// Chooses the endpoints of a service port. The port is resolved per slice: the slice port with the
-    /// Service port's name and protocol carries the (possibly named, hence per-pod) target port number.
+    /// Chooses the endpoints of a service port (its port resolved per slice: `ServicePort.resolve`).
     /// Duplicates across slices count once.
     func selectEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> EndpointChoice {
-        var all: [(Endpoint, Backend)] = []
-        for slice in slices {
-            guard let slicePort = slice.ports.first(where: { $0.name == port.name && $0.protocol == port.protocol }),
-                let number = slicePort.port
-            else { continue }
-            for endpoint in slice.endpoints {
-                for address in endpoint.addresses where address.family == slice.addressType.ipFamily {
-                    all.append((endpoint, Backend(address: address, port: number)))
-                }
-            }
-        }
+        let all = port.resolve(slices).map { ($0.endpoint, Backend(address: $0.address, port: $0.port)) }
         func backends(_ include: (Endpoint) -> Bool) -> [Backend] {
             Set(all.filter { include($0.0) }.map(\.1)).sorted { ($0.address, $0.port) < ($1.address, $1.port) }
         }

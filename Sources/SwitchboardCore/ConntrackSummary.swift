@@ -65,7 +65,7 @@ public struct ConntrackSummary: Hashable, Sendable {
         ports = [:]
         let refs = services ?? Set(state.services.keys)
         for ref in refs {
-            guard let service = state.services[ref], Self.isProxied(service) else { continue }
+            guard let service = state.services[ref], service.isProxied else { continue }
             let slices = state.endpointSlices(for: ref)
             for family in IPFamily.allCases {
                 // As the compiler: a Service is served in the families of its cluster IPs only.
@@ -108,31 +108,18 @@ public struct ConntrackSummary: Hashable, Sendable {
         }
     }
 
-    /// The same exclusions as the compiler (ExternalName, headless, another proxy's Services).
-    private static func isProxied(_ service: Service) -> Bool {
-        !(service.type == .externalName || service.isHeadless
-            || service.labels["service.kubernetes.io/service-proxy-name"] != nil
-            || service.labels["service.kubernetes.io/headless"] != nil)
-    }
-
     /// The endpoints a service port sends to: the ready ones, or when none is ready the serving and
     /// terminating ones (KEP-1669). The port is resolved through the slice port of the same name and
     /// protocol, as in the compiler.
     static func usableEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> Set<Endpoint> {
         var ready = Set<Endpoint>()
         var terminating = Set<Endpoint>()
-        for slice in slices {
-            guard let family = slice.addressType.ipFamily,
-                let slicePort = slice.ports.first(where: { $0.name == port.name && $0.protocol == port.protocol }),
-                let number = slicePort.port
-            else { continue }
-            for endpoint in slice.endpoints {
-                let usable = endpoint.addresses.filter { $0.family == family }.map { Endpoint(address: $0, port: number) }
-                if endpoint.isReady {
-                    ready.formUnion(usable)
-                } else if endpoint.isServing && endpoint.isTerminating {
-                    terminating.formUnion(usable)
-                }
+        for resolved in port.resolve(slices) {
+            let usable = Endpoint(address: resolved.address, port: resolved.port)
+            if resolved.endpoint.isReady {
+                ready.insert(usable)
+            } else if resolved.endpoint.isServing && resolved.endpoint.isTerminating {
+                terminating.insert(usable)
             }
         }
         return ready.isEmpty ? terminating : ready

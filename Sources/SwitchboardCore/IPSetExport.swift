@@ -167,7 +167,7 @@ public struct IPSetExport: Sendable {
     /// kube-proxy's entries for one Service, both families.
     func contribution(of service: Service, slices: [EndpointSlice], node nodeObject: Node?) -> [String: Set<String>] {
         var out: [String: Set<String>] = [:]
-        guard Self.isProgrammed(service) else { return out }
+        guard service.isProxied else { return out }
         func insert(_ kind: KubeIPSet, _ family: IPFamily, _ entry: String) {
             out[kind.name(family), default: []].insert(entry)
         }
@@ -227,28 +227,9 @@ public struct IPSetExport: Sendable {
         return out
     }
 
-    /// The compiler's rule (`ServiceCompiler.shouldProgram`): these Services produce nothing.
-    static func isProgrammed(_ service: Service) -> Bool {
-        if service.type == .externalName || service.isHeadless { return false }
-        if service.labels["service.kubernetes.io/service-proxy-name"] != nil { return false }
-        if service.labels["service.kubernetes.io/headless"] != nil { return false }
-        return true
-    }
-
     /// Ready endpoints on this node with the port resolved through their slice, as the compiler resolves them.
     private func localEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> [(IPAddress, Int)] {
-        var out: [(IPAddress, Int)] = []
-        for slice in slices {
-            guard let slicePort = slice.ports.first(where: { $0.name == port.name && $0.protocol == port.protocol }),
-                let number = slicePort.port
-            else { continue }
-            for endpoint in slice.endpoints where endpoint.isReady && endpoint.nodeName == node.nodeName {
-                for address in endpoint.addresses where address.family == slice.addressType.ipFamily {
-                    out.append((address, number))
-                }
-            }
-        }
-        return out
+        port.resolve(slices).filter { $0.endpoint.isReady && $0.endpoint.nodeName == node.nodeName }.map { ($0.address, $0.port) }
     }
 
     /// `hash:ip,port,net` holds prefixes of length 1 or more: `/0` is written as its two halves.

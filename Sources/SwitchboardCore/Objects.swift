@@ -135,6 +135,43 @@ public struct Service: Hashable, Sendable {
     }
 }
 
+extension Service {
+    /// Whether Switchboard (as kube-proxy) serves this Service at all: ExternalName and headless
+    /// Services, those another proxy owns (`service.kubernetes.io/service-proxy-name`) and those labelled
+    /// `service.kubernetes.io/headless` get nothing: no rules, ipsets, conntrack cleanup or health check.
+    public var isProxied: Bool {
+        !(type == .externalName || isHeadless || labels["service.kubernetes.io/service-proxy-name"] != nil
+            || labels["service.kubernetes.io/headless"] != nil)
+    }
+}
+
+extension ServicePort {
+    /// One address of an endpoint, with this port resolved through its slice.
+    public struct ResolvedEndpoint: Hashable, Sendable {
+        public var endpoint: Endpoint
+        public var address: IPAddress
+        public var port: Int
+    }
+
+    /// Every endpoint address of `slices` for this port: the slice port with this port's name and
+    /// protocol carries the (possibly named, hence per-pod) target port number; slices without one, and
+    /// addresses not of the slice's family (FQDN slices have none), contribute nothing.
+    public func resolve(_ slices: [EndpointSlice]) -> [ResolvedEndpoint] {
+        var out: [ResolvedEndpoint] = []
+        for slice in slices {
+            guard let slicePort = slice.ports.first(where: { $0.name == name && $0.protocol == self.protocol }),
+                let number = slicePort.port
+            else { continue }
+            for endpoint in slice.endpoints {
+                for address in endpoint.addresses where address.family == slice.addressType.ipFamily {
+                    out.append(ResolvedEndpoint(endpoint: endpoint, address: address, port: number))
+                }
+            }
+        }
+        return out
+    }
+}
+
 public enum EndpointAddressType: String, Hashable, Sendable {
     case ipv4 = "IPv4"
     case ipv6 = "IPv6"
