@@ -132,12 +132,19 @@ struct AgentTests {
         try await plane.apply([SB.nodeManifest(net)])
         var agent = try startAgent(net, plane)
         let ns = net.node("n1").namespace
+        // Wait for the agent's first sync (its table exists). A probe sent before any rule for the VIP
+        // leaves an un-NATed SYN_SENT conntrack entry for its fixed source port, which later probes from
+        // that port would keep hitting for two minutes (TCP entries are not cleaned, as in kube-proxy).
+        let synced = try await eventually(within: .seconds(15)) {
+            try await Shell.run(["nft", "list", "tables"], in: ns).stdout.contains("ip switchboard")
+        }
+        #expect(synced != nil, "the agent never synced; it said:\n\(agent.output().stderr.suffix(4000))")
 
         // 1. A Service created through the API answers.
         let start = ContinuousClock.now
         try await plane.apply([service("web", ip: "10.96.0.10"), slice("web-1", service: "web", net, ["b1"])])
         let created = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
-        #expect(created != nil, "the Service never answered")
+        #expect(created != nil, "the Service never answered; the agent said:\n\(agent.output().stderr.suffix(6000))")
         print("agent: kubectl apply → first successful request: \(ContinuousClock.now - start)")
 
         // 2. An EndpointSlice update moves traffic.
@@ -293,7 +300,7 @@ struct AgentTests {
         #expect(deleted != nil, "the health check still answers after the Service was deleted")
 
         let status = await agent.stop(grace: .seconds(10))
-        #expect(status == ExitStatus(code: 0), "SIGTERM should stop the agent cleanly: \(status)")
+        #expect(status == ExitStatus(code: 0), "SIGTERM should stop the agent cleanly: \(status)\n\(agent.output().stderr.suffix(6000))")
     }
 
     /// deploy/switchboard.yaml's ClusterRole is enough: the agent runs under a token bound only to it.
