@@ -189,8 +189,8 @@ struct ServiceCompiler {
         }
         let n = RulesetNames.self
         var fragment = ServiceFragment()
-        let externalVIPs = externalAddresses(of: service, family: family)
-        let loadBalancerVIPs = Set(loadBalancerAddresses(of: service, family: family))
+        let externalVIPs = service.externalAddresses(family)
+        let loadBalancerVIPs = Set(service.loadBalancerIPs(family))
         let firewalled = service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty
         let sourceRanges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
         let externalLocal = service.externalTrafficPolicy == .local
@@ -317,23 +317,6 @@ struct ServiceCompiler {
     }
 
     // MARK: - Semantics
-
-    /// External IPs and LoadBalancer ingress IPs (ipMode VIP or unset) of one family, deduplicated.
-    private func externalAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
-        var out: [IPAddress] = service.externalIPs.filter { $0.family == family }
-        out += loadBalancerAddresses(of: service, family: family)
-        var seen = Set<IPAddress>()
-        return out.filter { seen.insert($0).inserted }
-    }
-
-    /// LoadBalancer ingress IPs (ipMode VIP or unset) of one family.
-    private func loadBalancerAddresses(of service: Service, family: IPFamily) -> [IPAddress] {
-        guard service.type == .loadBalancer else { return [] }
-        return service.loadBalancerIngress.compactMap { ingress in
-            guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { return nil }
-            return ip
-        }
-    }
 
     /// One backend of a service port: address and the port resolved through its slice.
     struct Backend: Hashable {

@@ -71,15 +71,7 @@ public struct ConntrackSummary: Hashable, Sendable {
                 // As the compiler: a Service is served in the families of its cluster IPs only.
                 guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else { continue }
                 let familySlices = slices.filter { $0.addressType.ipFamily == family }
-                var vips = [clusterIP] + service.externalIPs.filter { $0.family == family }
-                if service.type == .loadBalancer {
-                    vips += service.loadBalancerIngress.compactMap { ingress in
-                        guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { return nil }
-                        return ip
-                    }
-                }
-                var seen = Set<IPAddress>()
-                vips = vips.filter { seen.insert($0).inserted }
+                let vips = deduplicated([clusterIP] + service.externalAddresses(family))
                 for port in service.ports where port.protocol != .tcp {
                     let key = Key(service: ref, family: family, portName: port.name, protocol: port.protocol)
                     guard ports[key] == nil else { continue }  // a duplicate port: the first counts, as compiled

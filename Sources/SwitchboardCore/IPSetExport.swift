@@ -178,12 +178,8 @@ public struct IPSetExport: Sendable {
                 ip.family == family && (node.nodePortAddresses.isEmpty || node.nodePortAddresses.contains { $0.contains(ip) })
             }
             let primaryNodeIP = nodeObject?.internalIPs.first { $0.family == family }
-            let externalIPs = unique(service.externalIPs.filter { $0.family == family })
-            let ingressIPs: [IPAddress] =
-                service.type == .loadBalancer
-                ? unique(service.loadBalancerIngress.compactMap { ingress in
-                    ingress.ipMode == .proxy ? nil : ingress.ip.flatMap { $0.family == family ? $0 : nil }
-                }) : []
+            let externalIPs = deduplicated(service.externalIPs.filter { $0.family == family })
+            let ingressIPs = service.loadBalancerIPs(family)
             let sourceRanges = service.loadBalancerSourceRanges.filter { $0.family == family }.flatMap(Self.storable)
             let familySlices = slices.filter { $0.addressType.ipFamily == family }
 
@@ -241,11 +237,6 @@ public struct IPSetExport: Sendable {
             CIDR(address: cidr.address, prefixLength: 1),
             CIDR(address: IPAddress(family: cidr.family, bytes: high), prefixLength: 1),
         ]
-    }
-
-    private func unique(_ ips: [IPAddress]) -> [IPAddress] {
-        var seen = Set<IPAddress>()
-        return ips.filter { seen.insert($0).inserted }
     }
 }
 

@@ -145,6 +145,30 @@ extension Service {
     }
 }
 
+extension Service {
+    /// The load-balancer IPs Switchboard serves: `status.loadBalancer.ingress[].ip` of one family, ipMode
+    /// `VIP` or unset (`Proxy` and hostname-only entries are the load balancer's own business), only for
+    /// type LoadBalancer; deduplicated, in order.
+    public func loadBalancerIPs(_ family: IPFamily) -> [IPAddress] {
+        guard type == .loadBalancer else { return [] }
+        return deduplicated(loadBalancerIngress.compactMap { ingress in
+            guard let ip = ingress.ip, ip.family == family, ingress.ipMode != .proxy else { return nil }
+            return ip
+        })
+    }
+
+    /// Every external entry address of one family: `externalIPs`, then `loadBalancerIPs`; deduplicated.
+    public func externalAddresses(_ family: IPFamily) -> [IPAddress] {
+        deduplicated(externalIPs.filter { $0.family == family } + loadBalancerIPs(family))
+    }
+}
+
+/// The addresses in their first order, each once.
+func deduplicated(_ addresses: [IPAddress]) -> [IPAddress] {
+    var seen = Set<IPAddress>()
+    return addresses.filter { seen.insert($0).inserted }
+}
+
 extension ServicePort {
     /// One address of an endpoint, with this port resolved through its slice.
     public struct ResolvedEndpoint: Hashable, Sendable {
