@@ -1,53 +1,38 @@
 import CNetfilterConntrack
-import Dispatch
 import Foundation
 import SwitchboardCore
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The only type that touches libnetfilter_conntrack: one ctnetlink handle, used by one call at a time.
+/// The only type that touches libnetfilter_conntrack: one ctnetlink handle, owned by one `ContextThread`
+/// (opened on it, inside `networkNamespace` when given, and closed on it).
 ///
 /// `delete` dumps the conntrack table of one family (the kernel filters the dump by family) and deletes
-/// the entries that match, in process: no `conntrack` exec. Calls block on netlink I/O, so the async
-/// entry point runs them on a dispatch queue of its own, never on Swift's cooperative pool.
-///
-/// The netlink socket belongs to the network namespace it was opened in: with `networkNamespace`, a
-/// short-lived thread enters `/var/run/netns/<name>` (`setns` affects only that thread) and opens it
-/// there; the rest of the process stays where it is.
-public final class Conntrack: ConntrackBackend, @unchecked Sendable {
-    // `@unchecked`: `handle` is used only inside `lock`.
-    private let handle: OpaquePointer
-    private let lock = Mutex(())
-    private let queue = DispatchQueue(label: "switchboard.conntrack")
+/// the entries that match, in process: no `conntrack` exec. The netlink I/O blocks, so it runs on that
+/// thread, never on Swift's cooperative pool; the socket belongs to the namespace it was opened in.
+public final class Conntrack: ConntrackBackend, Sendable {
+    private let worker: ContextThread<OpaquePointer>
 
     /// Opens a ctnetlink socket in `networkNamespace` or, when nil, in the process's own namespace.
     public init(networkNamespace: String? = nil) throws(NetfilterError) {
-        guard let name = networkNamespace else {
-            handle = try Self.open()
-            return
-        }
-        try NetworkNamespace.validate(name)
-        let opened = Opened()
-        // A thread of its own, which ends right after: the namespace it entered never leaks elsewhere.
-        let thread = Thread {
-            do throws(NetfilterError) {
-                try NetworkNamespace.enter(name).get()
-                opened.result = .success(try Self.open())
-            } catch {
-                opened.result = .failure(error)
-            }
-            opened.done.signal()
-        }
-        thread.start()
-        opened.done.wait()
-        handle = try opened.result!.get()
+        if let name = networkNamespace { try NetworkNamespace.validate(name) }
+        worker = try ContextThread.start(
+            name: "ct-" + (networkNamespace ?? "host"), stackSize: 4 << 20, stoppedMessage: "conntrack handle is closed",
+            make: {
+                do throws(NetfilterError) {
+                    if let name = networkNamespace { try NetworkNamespace.enter(name).get() }
+                    return .success(try Self.open())
+                } catch {
+                    return .failure(error)
+                }
+            },
+            free: { nfct_close($0) })
     }
 
     deinit {
-        nfct_close(handle)
+        worker.stop()
     }
 
     /// Deletes every entry that matches `filter`; returns how many were deleted. Blocks.
@@ -59,51 +44,42 @@ public final class Conntrack: ConntrackBackend, @unchecked Sendable {
     /// deleted. An entry that expired between the dump and its deletion is not counted and not an error.
     /// Blocks the calling thread.
     public func delete(_ filters: [ConntrackFilter]) throws(NetfilterError) -> Int {
-        try lock.withLock { _ throws(NetfilterError) -> Int in
-            var deleted = 0
-            for family in IPFamily.allCases {
-                let mine = filters.filter { $0.family == family }
-                if mine.isEmpty { continue }
-                let matches = try dump(family) { entry in
-                    mine.contains {
-                        $0.matches(
-                            family: family, protocol: entry.protocol, originalDestination: entry.originalDestination,
-                            originalDestinationPort: entry.originalDestinationPort, replySource: entry.replySource)
-                    }
-                }
-                defer { for ct in matches { nfct_destroy(ct) } }
-                for ct in matches {
-                    if nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)) == 0 {
-                        deleted += 1
-                    } else if errno != ENOENT {
-                        throw NetfilterError.system(.commandFailed, code: errno, "conntrack delete")
-                    }
-                }
-            }
-            return deleted
-        }
+        try worker.perform { handle in Self.delete(filters, handle) }
     }
 
-    /// `delete(_:)` on the conntrack queue; the calling task suspends.
+    /// `delete(_:)` on the handle's thread; the calling task suspends.
     public func delete(_ filters: [ConntrackFilter]) async throws -> Int {
-        let result: Result<Int, NetfilterError> = await withCheckedContinuation { continuation in
-            queue.async {
-                do throws(NetfilterError) {
-                    continuation.resume(returning: .success(try self.delete(filters)))
-                } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-        }
-        return try result.get()
+        try await worker.performAsync { handle in Self.delete(filters, handle) }
     }
 
     // MARK: - The C calls
 
-    /// The handle a namespace thread opened; written before `done` is signalled, read after the wait.
-    private final class Opened: @unchecked Sendable {
-        let done = DispatchSemaphore(value: 0)
-        var result: Result<OpaquePointer, NetfilterError>?
+    private static func delete(_ filters: [ConntrackFilter], _ handle: OpaquePointer) -> Result<Int, NetfilterError> {
+        var deleted = 0
+        for family in IPFamily.allCases {
+            let mine = filters.filter { $0.family == family }
+            if mine.isEmpty { continue }
+            let matches: [OpaquePointer]
+            switch dump(handle, family, { entry in
+                mine.contains {
+                    $0.matches(
+                        family: family, protocol: entry.protocol, originalDestination: entry.originalDestination,
+                        originalDestinationPort: entry.originalDestinationPort, replySource: entry.replySource)
+                }
+            }) {
+            case .success(let found): matches = found
+            case .failure(let error): return .failure(error)
+            }
+            defer { for ct in matches { nfct_destroy(ct) } }
+            for ct in matches {
+                if nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)) == 0 {
+                    deleted += 1
+                } else if errno != ENOENT {
+                    return .failure(.system(.commandFailed, code: errno, "conntrack delete"))
+                }
+            }
+        }
+        return .success(deleted)
     }
 
     /// What a filter looks at in one entry.
@@ -128,7 +104,9 @@ public final class Conntrack: ConntrackBackend, @unchecked Sendable {
 
     /// Dumps one family's table; returns clones of the entries `wanted` accepts (the caller destroys
     /// them). Deleting inside the callback is not possible: the socket is busy with the dump.
-    private func dump(_ family: IPFamily, _ wanted: @escaping (Entry) -> Bool) throws(NetfilterError) -> [OpaquePointer] {
+    private static func dump(
+        _ handle: OpaquePointer, _ family: IPFamily, _ wanted: @escaping (Entry) -> Bool
+    ) -> Result<[OpaquePointer], NetfilterError> {
         let state = DumpState(family: family, wanted: wanted)
         let unmanaged = Unmanaged.passRetained(state)
         defer { unmanaged.release() }
@@ -147,9 +125,9 @@ public final class Conntrack: ConntrackBackend, @unchecked Sendable {
         if nfct_query(handle, NFCT_Q_DUMP, &l3) != 0 {
             let code = errno
             for ct in state.matches { nfct_destroy(ct) }
-            throw NetfilterError.system(.commandFailed, code: code, "conntrack dump")
+            return .failure(.system(.commandFailed, code: code, "conntrack dump"))
         }
-        return state.matches
+        return .success(state.matches)
     }
 
     /// The fields of a UDP, SCTP or TCP entry of the family; nil for anything else.
