@@ -49,6 +49,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     public let syncPeriod: Duration
     /// How often the tables are rebuilt whole even when they look intact (kube-proxy's nftables mode: 1 h).
     public let fullSyncPeriod: Duration
+    /// Syncs that may run back to back after a quiet spell (kube-proxy's `burstSyncs`: 2).
+    public let syncBurst: Int
 
     private let source: Source
     private let backend: any NFTablesBackend
@@ -67,7 +69,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     public init(
         source: Source, backend: any NFTablesBackend, node: NodeContext,
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
-        fullSyncPeriod: Duration = .seconds(3600),
+        fullSyncPeriod: Duration = .seconds(3600), syncBurst: Int = SyncScheduler<C>.defaultBurst,
         clock: C, metrics: AgentMetrics, health: HealthState, logger: Logger,
         wallClock: @escaping @Sendable () -> Date = { Date() },
         followers: [any SyncFollower] = [],
@@ -80,6 +82,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         self.minSyncPeriod = minSyncPeriod
         self.syncPeriod = syncPeriod
         self.fullSyncPeriod = fullSyncPeriod
+        self.syncBurst = syncBurst
         self.clock = clock
         self.metrics = metrics
         self.health = health
@@ -117,7 +120,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 }
             }
             var run = LoopState(
-                scheduler: SyncScheduler(minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod),
+                scheduler: SyncScheduler(minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod, burst: syncBurst),
                 tracker: ClusterTracker(ignoreTriggersBefore: wallClock()),
                 compiler: IncrementalCompiler(node: node))
             while !Task.isCancelled {

@@ -15,9 +15,14 @@ public enum SyncKind: String, Hashable, Sendable, CaseIterable, CustomStringConv
 ///
 /// - Nothing is synced before `initialSyncDone` (every informer delivered its first complete list); the
 ///   first sync is full.
-/// - Syncs start no sooner than `minSyncPeriod` after the previous one *finished*. A change syncs at once if
-///   that much time has passed, else at `lastSync + minSyncPeriod`; changes arriving meanwhile are batched
-///   into that one sync.
+/// - Syncs are spaced by a token bucket of `burst` syncs (kube-proxy's `burstSyncs`, 2) refilled at one per
+///   `minSyncPeriod`: after a quiet spell, `burst` changes sync at once, back to back (a Service and its
+///   EndpointSlice created together are programmed without waiting a `minSyncPeriod` between them); under
+///   steady churn syncs start no sooner than `minSyncPeriod` apart, and changes arriving meanwhile are
+///   batched into the next one. Unlike the Go runner, which takes its token when a sync starts, the token
+///   is taken when a sync *finishes*, so a slow sync cannot be followed by a burst of slow ones. With a
+///   burst of 1 a change syncs at once if `minSyncPeriod` has passed since the last sync finished, else
+///   at `lastSync + minSyncPeriod`.
 /// - A full sync runs at least every `syncPeriod`. Unlike the Go runner, whose periodic timer restarts
 ///   after any run, the period counts from the last successful *full* sync: under steady churn (a partial
 ///   sync every second) drift is still repaired within `syncPeriod`.
@@ -37,6 +42,8 @@ public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
 
     public let minSyncPeriod: Duration
     public let syncPeriod: Duration
+    /// How many syncs may run back to back after a quiet spell (kube-proxy: 2).
+    public let burst: Int
 
     /// All informers delivered their first complete list.
     public private(set) var isInitialized = false
@@ -50,13 +57,21 @@ public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
     public private(set) var failures = 0
     /// Set after a failure: the full retry is due then.
     public private(set) var retryAt: C.Instant?
+    /// The token bucket as a theoretical arrival time (GCRA): the bucket is full again at this instant,
+    /// and a sync may start once `now >= full - (burst - 1) * minSyncPeriod`. nil: full.
+    public private(set) var bucketFullAt: C.Instant?
 
-    /// - Precondition: `0 ≤ minSyncPeriod ≤ syncPeriod`, `syncPeriod > 0`.
-    public init(minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30)) {
+    /// kube-proxy's `burstSyncs`: a Service and its EndpointSlice, created together, are two syncs.
+    public static var defaultBurst: Int { 2 }
+
+    /// - Precondition: `0 ≤ minSyncPeriod ≤ syncPeriod`, `syncPeriod > 0`, `burst ≥ 1`.
+    public init(minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30), burst: Int = defaultBurst) {
         precondition(syncPeriod > .zero, "syncPeriod must be positive")
         precondition(minSyncPeriod >= .zero && minSyncPeriod <= syncPeriod, "need 0 <= minSyncPeriod <= syncPeriod")
+        precondition(burst >= 1, "burst must be at least 1")
         self.minSyncPeriod = minSyncPeriod
         self.syncPeriod = syncPeriod
+        self.burst = burst
     }
 
     /// Every informer has delivered its first complete list: syncing may begin.
@@ -80,6 +95,8 @@ public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
     /// included in it; report later ones with `changed` after this call.
     public mutating func syncFinished(_ kind: SyncKind, succeeded: Bool, at now: C.Instant) -> Action {
         lastSync = now
+        // Take a token: the bucket refills one `minSyncPeriod` later than it would have.
+        bucketFullAt = max(bucketFullAt ?? now, now).advanced(by: minSyncPeriod)
         if succeeded {
             hasPendingChange = false
             failures = 0
@@ -107,8 +124,9 @@ public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
     public func next(at now: C.Instant) -> Action {
         guard isInitialized else { return .wait }
         if let retryAt { return now >= retryAt ? .syncNow(.full) : .syncAt(retryAt) }
-        guard let lastSync else { return .syncNow(.full) }
-        let earliest = lastSync.advanced(by: minSyncPeriod)
+        guard lastSync != nil else { return .syncNow(.full) }
+        // The first instant the bucket holds a token.
+        let earliest = bucketFullAt.map { $0.advanced(by: minSyncPeriod * -(burst - 1)) } ?? now
         // Without a successful full sync yet, one is due as soon as allowed.
         let periodic = lastFullSync.map { max($0.advanced(by: syncPeriod), earliest) } ?? earliest
         let due = hasPendingChange ? earliest : periodic

@@ -249,6 +249,20 @@ import Testing
         }
     }
 
+    /// kube-proxy's burst: after a quiet spell the first change is synced at once, without waiting for the
+    /// min-period timer (the harness's clock does not move).
+    @Test func aChangeAfterAQuietSpellIsSyncedAtOnce() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncBurst: 2)
+        try await h.run {
+            try await h.start()
+            h.source.send(.delete(Objects.web))
+            let report = try await h.nextReport()
+            #expect(report.kind == .partial && report.succeeded)
+            #expect(await h.fake.applyCount == 2)
+            #expect(h.clock.now == ManualClock.Instant(offset: .zero))
+        }
+    }
+
     @Test func networkProgrammingLatencyIsObservedOncePerChangedSlice() async throws {
         let wall = TestWallClock()
         let h = ControllerHarness(wall: wall)

@@ -35,9 +35,10 @@ import Testing
     static func at(_ seconds: Double) -> ManualClock.Instant { ManualClock.Instant(offset: .seconds(seconds)) }
     static func syncAt(_ seconds: Double) -> Action { .syncAt(at(seconds)) }
 
-    /// Runs the steps in order with min 1 s, period 30 s unless given.
-    static func run(_ steps: [Step], min: Duration = .seconds(1), period: Duration = .seconds(30)) {
-        var scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period)
+    /// Runs the steps in order with min 1 s, period 30 s and a burst of 1 unless given (most tables here are
+    /// about the spacing; the burst has tables of its own).
+    static func run(_ steps: [Step], min: Duration = .seconds(1), period: Duration = .seconds(30), burst: Int = 1) {
+        var scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period, burst: burst)
         for (index, step) in steps.enumerated() {
             let now = at(step.at)
             let action: Action =
@@ -158,6 +159,71 @@ import Testing
                 Self.s(0, .finished(.partial, succeeded: false), Self.syncAt(1)),
                 Self.s(1, .finished(.full, succeeded: false), Self.syncAt(3)),
             ], min: .zero, period: .seconds(10))
+    }
+
+    @Test func theDefaultBurstIsKubeProxys() {
+        #expect(Scheduler().burst == 2)
+    }
+
+    @Test func aServiceAndItsSliceSyncBackToBack() {
+        // kube-proxy's BoundedFrequencyRunner with burstSyncs 2: after a quiet spell, two changes in quick
+        // succession are both synced at once; a third waits for the bucket to refill (one per second).
+        Self.run(
+            [
+                Self.s(0, .initialSyncDone, .syncNow(.full)),
+                Self.s(2, .finished(.full, succeeded: true), Self.syncAt(32)),
+                Self.s(10, .changed, .syncNow(.partial)),  // the Service
+                Self.s(10.01, .finished(.partial, succeeded: true), Self.syncAt(32)),
+                Self.s(10.02, .changed, .syncNow(.partial)),  // its EndpointSlice
+                Self.s(10.03, .finished(.partial, succeeded: true), Self.syncAt(32)),
+                Self.s(10.04, .changed, Self.syncAt(11.01)),
+                Self.s(10.5, .changed, Self.syncAt(11.01)),
+                Self.s(11.01, .tick, .syncNow(.partial)),
+                Self.s(11.02, .finished(.partial, succeeded: true), Self.syncAt(32)),
+                // Steady churn: one sync per minSyncPeriod.
+                // (The bucket refills at one token per second from when the previous token was taken.)
+                Self.s(11.03, .changed, Self.syncAt(12.01)),
+                Self.s(12.01, .tick, .syncNow(.partial)),
+                Self.s(12.1, .finished(.partial, succeeded: true), Self.syncAt(32)),
+                // Quiet for two periods: the bucket is full again.
+                Self.s(20, .changed, .syncNow(.partial)),
+                Self.s(20, .finished(.partial, succeeded: true), Self.syncAt(32)),
+                Self.s(20.1, .changed, .syncNow(.partial)),
+            ], burst: 2)
+    }
+
+    @Test func theFirstChangesAfterTheInitialSyncAreNotHeldBack() {
+        // The initial full sync takes a token; the burst's second one lets the first change through at once.
+        Self.run(
+            [
+                Self.s(0, .initialSyncDone, .syncNow(.full)),
+                Self.s(5, .finished(.full, succeeded: true), Self.syncAt(35)),
+                Self.s(5.1, .changed, .syncNow(.partial)),
+                Self.s(5.2, .finished(.partial, succeeded: true), Self.syncAt(35)),
+                Self.s(5.3, .changed, Self.syncAt(6)),
+            ], burst: 2)
+    }
+
+    @Test(arguments: [1, 2, 3, 5])
+    func aBurstOfNThenOnePerPeriod(burst: Int) {
+        // From a full bucket, `burst` syncs start at once; then exactly one per minSyncPeriod.
+        var scheduler = Scheduler(minSyncPeriod: .seconds(1), syncPeriod: .seconds(600), burst: burst)
+        _ = scheduler.initialSyncDone(at: Self.at(0))
+        _ = scheduler.syncFinished(.full, succeeded: true, at: Self.at(0))
+        var now = 100.0
+        var starts: [Double] = []
+        for _ in 0..<(burst + 3) {
+            switch scheduler.changed(at: Self.at(now)) {
+            case .syncNow: break
+            case .syncAt(let instant):
+                now = Double(instant.offset.components.seconds) + Double(instant.offset.components.attoseconds) / 1e18
+                #expect(scheduler.tick(at: instant) == .syncNow(.partial))
+            case .wait: Issue.record("waiting after the initial sync")
+            }
+            starts.append(now)
+            _ = scheduler.syncFinished(.partial, succeeded: true, at: Self.at(now))
+        }
+        #expect(starts == Array(repeating: 100.0, count: burst) + [101, 102, 103])
     }
 
     @Test(arguments: [
