@@ -42,9 +42,12 @@ extension Ruleset {
                 }
                 // Sets: compared whole where in scope, by the named keys where only elements are.
                 let wholeSets = tableScope.map { $0.sets } ?? Set(new.sets.keys).union(old.sets.keys)
-                var keyed: [String: Set<String>] = [:]
+                var keyed: [String: ElementScope] = [:]
                 for (name, keys) in tableScope?.elements ?? [:] where !wholeSets.contains(name) {
-                    keyed[name] = keys
+                    keyed[name, default: ElementScope()].keys = keys
+                }
+                for (name, prefixes) in tableScope?.slotTables ?? [:] where !wholeSets.contains(name) {
+                    keyed[name, default: ElementScope()].slotTables = prefixes
                 }
                 for name in wholeSets.union(keyed.keys).sorted(by: canonicalOrder) {
                     guard let set = new.sets[name] else { continue }
@@ -92,10 +95,17 @@ extension Ruleset {
         return Transaction(early + fill + elementDeletes + elementAdds + setDeletes + chainDeletes + tableDeletes)
     }
 
-    /// Element keys to delete (gone or changed) and elements to add (new or changed), over `keys` only
-    /// when given.
+    /// The elements of one set that a scope names: single keys, and Maglev tables by entry prefix.
+    struct ElementScope {
+        var keys: Set<String> = []
+        var slotTables: Set<String> = []
+    }
+
+    /// Element keys to delete (gone or changed) and elements to add (new or changed), over `scope` only
+    /// when given. Maglev tables held as `SlotTable`s on both sides are compared slot by slot, so only
+    /// the slots that changed are ever turned into text.
     private static func elementChanges(
-        from old: [String: String], to new: [String: String], keys: Set<String>?
+        from old: SetElements, to new: SetElements, keys scope: ElementScope?
     ) -> (gone: [String], added: [String: String]) {
         var gone: [String] = []
         var added: [String: String] = [:]
@@ -109,11 +119,39 @@ extension Ruleset {
             default: break
             }
         }
-        if let keys {
-            for key in keys { compare(key) }
+        func compareTables(_ prefix: String, _ was: SlotTable?, _ now: SlotTable?) {
+            switch (was, now) {
+            case (let was?, let now?):
+                for slot in now.changedSlots(from: was) { compare(SlotTable.key(prefix, slot: slot)) }
+            case (let was?, nil):
+                for slot in 0..<was.count { compare(SlotTable.key(prefix, slot: slot)) }
+            case (nil, let now?):
+                for slot in 0..<now.count { compare(SlotTable.key(prefix, slot: slot)) }
+                // Elements of this entry held one by one on the old side, beyond the new table.
+                if !old.plain.isEmpty {
+                    var slot = now.count
+                    while old[SlotTable.key(prefix, slot: slot)] != nil {
+                        compare(SlotTable.key(prefix, slot: slot))
+                        slot += 1
+                    }
+                }
+            case (nil, nil): break
+            }
+        }
+        if let scope {
+            for key in scope.keys { compare(key) }
+            for prefix in scope.slotTables { compareTables(prefix, old.slots(prefix), new.slots(prefix)) }
+        } else if old.plain.isEmpty && new.plain.isEmpty {
+            // Both held as slot tables only (the agent's rulesets): table by table.
+            for (prefix, table) in old.slotTables { compareTables(prefix, table, new.slots(prefix)) }
+            for (prefix, table) in new.slotTables where old.slots(prefix) == nil { compareTables(prefix, nil, table) }
+        } else if old.slotTables.isEmpty && new.slotTables.isEmpty {
+            for (key, _) in old.plain { compare(key) }
+            for (key, data) in new.plain where old.plain[key] == nil { added[key] = data }
         } else {
-            for key in old.keys { compare(key) }
-            for key in new.keys where old[key] == nil { added[key] = new[key]! }
+            // Held differently (a kernel listing against a compiled ruleset): element by element.
+            for (key, _) in old { compare(key) }
+            for (key, data) in new where old[key] == nil { added[key] = data }
         }
         return (gone, added)
     }
@@ -152,6 +190,13 @@ extension Ruleset {
 
     private static func elements(_ dict: [String: String]) -> [Command.Element] {
         dict.keys.sorted(by: canonicalOrder).map { Command.Element(key: $0, data: dict[$0]!) }
+    }
+
+    private static func elements(_ elements: SetElements) -> [Command.Element] {
+        var out: [Command.Element] = []
+        out.reserveCapacity(elements.count)
+        elements.forEachSorted { out.append(Command.Element(key: $0, data: $1)) }
+        return out
     }
 
     private static func declarationsConflict(_ old: Table, _ new: Table, within scope: RulesetScope.TableScope?) -> Bool {

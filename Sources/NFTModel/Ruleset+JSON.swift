@@ -303,7 +303,7 @@ struct NFTListingDecoder {
                 elements[key] = data
             } while try scanner.commaOrEnd(UInt8(ascii: "]"))
         }
-        tables[pending.table]!.sets[pending.set.name]!.elements = elements
+        tables[pending.table]!.sets[pending.set.name]!.elements = SetElements(elements)
         scanner.pos = resume
     }
 }

@@ -98,8 +98,9 @@ public struct NFTSet: Hashable, Sendable {
     public var timeout: Int?
     /// As the kernel keeps it (`nftCommentText`: sanitised, at most 127 bytes).
     public var comment: String?
-    /// Canonical element text, key → data (`""` for a set), e.g. `"10.96.0.1 . tcp . 80": "goto svc-…"`.
-    public var elements: [String: String]
+    /// Canonical element text, key → data (`""` for a set), e.g. `"10.96.0.1 . tcp . 80": "goto svc-…"`;
+    /// Maglev tables held compactly (`SetElements.setSlots`).
+    public var elements: SetElements
 
     public init(
         name: String, keyType: KeyType, dataType: String? = nil, flags: [String] = [], size: Int? = nil,
@@ -112,7 +113,7 @@ public struct NFTSet: Hashable, Sendable {
         self.size = size
         self.timeout = timeout
         self.comment = comment.map(nftCommentText)
-        self.elements = elements
+        self.elements = SetElements(elements)
     }
 
     public var isMap: Bool { dataType != nil }
@@ -169,10 +170,10 @@ public struct NFTSet: Hashable, Sendable {
 
     /// Elements as `key : data` (or `key`) text, sorted for deterministic output.
     public var elementTexts: [String] {
-        elements.keys.sorted(by: canonicalOrder).map { key in
-            let data = elements[key]!
-            return data.isEmpty ? key : "\(key) : \(data)"
-        }
+        var texts: [String] = []
+        texts.reserveCapacity(elements.count)
+        elements.forEachSorted { key, data in texts.append(data.isEmpty ? key : "\(key) : \(data)") }
+        return texts
     }
 }
 

@@ -9,6 +9,8 @@ public struct RulesetScope: Hashable, Sendable {
         public var sets: Set<String> = []
         /// Per set that exists on both sides with the same declaration: the element keys to compare.
         public var elements: [String: Set<String>] = [:]
+        /// Per set, likewise: the Maglev tables (by entry prefix, `SetElements.setSlots`) to compare slot by slot.
+        public var slotTables: [String: Set<String>] = [:]
 
         public init() {}
     }
@@ -21,5 +23,8 @@ public struct RulesetScope: Hashable, Sendable {
     public mutating func insertSet(_ name: String, in table: TableID) { tables[table, default: .init()].sets.insert(name) }
     public mutating func insertElement(_ key: String, of set: String, in table: TableID) {
         tables[table, default: .init()].elements[set, default: []].insert(key)
+    }
+    public mutating func insertSlotTable(_ prefix: String, of set: String, in table: TableID) {
+        tables[table, default: .init()].slotTables[set, default: []].insert(prefix)
     }
 }

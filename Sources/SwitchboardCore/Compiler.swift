@@ -112,10 +112,12 @@ struct ServiceFragment: Hashable, Sendable {
         var chains: [String: Chain] = [:]
     }
 
+    /// One element, or with `slots` a whole Maglev table: the elements `<key> . <slot>` of `set`.
     struct Element: Hashable, Sendable {
         var set: String
         var key: String
         var data: String
+        var slots: SlotTable? = nil
     }
 
     /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
@@ -291,9 +293,12 @@ struct ServiceCompiler {
     ) -> [ServiceFragment.Element] {
         guard !endpoints.isEmpty else { return [] }
         let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
-        let targets = maglev.backends.map { identity in endpoints.first { $0.identity == identity }!.dnatTarget }
-        return [.init(set: dispatch(maglev.size), key: entry, data: "")]
-            + maglev.slots.enumerated().map { slot, backend in .init(set: map, key: "\(entry) . \(slot)", data: targets[backend]) }
+        let byIdentity = Dictionary(endpoints.map { ($0.identity, $0.dnatTarget) }, uniquingKeysWith: { a, _ in a })
+        let targets = maglev.backends.map { byIdentity[$0]! }
+        return [
+            .init(set: dispatch(maglev.size), key: entry, data: ""),
+            .init(set: map, key: entry, data: "", slots: SlotTable(targets: targets, slots: maglev.slots.map { UInt32($0) })),
+        ]
     }
 
     /// The chain that records (or refreshes) a new connection's endpoint in `affinity` for `timeout`

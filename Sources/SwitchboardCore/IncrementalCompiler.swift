@@ -144,10 +144,22 @@ public struct IncrementalCompiler: Sendable {
         if holders[id]?[key] != claim {
             // Take the old holder's elements out, put the new one's in; an element both have keeps its
             // place (the planner sees the same data before and after).
-            for element in holders[id]?[key]?.elements ?? [] { setElement(element.key, nil, of: element.set, in: id) }
+            for element in holders[id]?[key]?.elements ?? [] {
+                if element.slots != nil {
+                    setSlots(element.key, nil, of: element.set, in: id)
+                } else {
+                    setElement(element.key, nil, of: element.set, in: id)
+                }
+            }
             for (name, _) in holders[id]?[key]?.chains ?? [:] where claim?.chains[name] == nil { setChain(name, nil, in: id) }
             for (name, chain) in claim?.chains ?? [:] where ruleset[id]!.chains[name] != chain { setChain(name, chain, in: id) }
-            for element in claim?.elements ?? [] { setElement(element.key, element.data, of: element.set, in: id) }
+            for element in claim?.elements ?? [] {
+                if let slots = element.slots {
+                    setSlots(element.key, slots, of: element.set, in: id)
+                } else {
+                    setElement(element.key, element.data, of: element.set, in: id)
+                }
+            }
             holders[id, default: [:]][key] = claim
         }
         guard let winner, claims.count > 1, key.space.reportsConflicts else { return }
@@ -196,6 +208,25 @@ public struct IncrementalCompiler: Sendable {
             change!.before.tables[id]?.sets[set]?.elements[key] = old
         }
         ruleset.tables[id]!.sets[set]!.elements[key] = data
+    }
+
+    /// The same for a Maglev table, recorded as one part: the planner compares it slot by slot.
+    private mutating func setSlots(_ prefix: String, _ slots: SlotTable?, of set: String, in id: TableID) {
+        guard recording(id) else {
+            ruleset.tables[id]!.sets[set]!.elements.setSlots(prefix, slots)
+            return
+        }
+        let old = ruleset[id]!.sets[set]!.elements.slots(prefix)
+        if old == slots { return }
+        let wholeSet = change!.scope.tables[id]?.sets.contains(set) == true
+        if !wholeSet, change!.scope.tables[id]?.slotTables[set]?.contains(prefix) != true {
+            change!.scope.insertSlotTable(prefix, of: set, in: id)
+            if change!.before.tables[id]?.sets[set] == nil {
+                change!.before.tables[id]?.sets[set] = ruleset[id]!.sets[set]!.declarationOnly
+            }
+            change!.before.tables[id]?.sets[set]?.elements.setSlots(prefix, old)
+        }
+        ruleset.tables[id]!.sets[set]!.elements.setSlots(prefix, slots)
     }
 
     /// A table that did not exist before this update is created whole by any plan: nothing of it needs
