@@ -51,6 +51,9 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     public let fullSyncPeriod: Duration
     /// Syncs that may run back to back after a quiet spell (kube-proxy's `burstSyncs`: 2).
     public let syncBurst: Int
+    /// A full sync of a table the kernel does not hold intact is written in batches of about this many
+    /// elements (`IncrementalCompiler.coldStartBatches`); a ruleset no larger goes in one batch.
+    public let coldStartBatchElements: Int
 
     private let source: Source
     private let backend: any NFTablesBackend
@@ -70,6 +73,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         source: Source, backend: any NFTablesBackend, node: NodeContext,
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
         fullSyncPeriod: Duration = .seconds(3600), syncBurst: Int = SyncScheduler<C>.defaultBurst,
+        coldStartBatchElements: Int = 50_000,
         clock: C, metrics: AgentMetrics, health: HealthState, logger: Logger,
         wallClock: @escaping @Sendable () -> Date = { Date() },
         followers: [any SyncFollower] = [],
@@ -83,6 +87,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         self.syncPeriod = syncPeriod
         self.fullSyncPeriod = fullSyncPeriod
         self.syncBurst = syncBurst
+        self.coldStartBatchElements = coldStartBatchElements
         self.clock = clock
         self.metrics = metrics
         self.health = health
@@ -247,27 +252,48 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         }
         run.compilerDiagnostics = diagnostics
 
-        let transaction =
-            switch kind {
-            case .full: run.compiler.ruleset.replacing(node.tableIDs)
-            case .partial: run.compiler.ruleset.transaction(from: change.before, scope: change.scope)
-            }
+        var transaction = Transaction()
+        var batches = 0
+        var coldCommands = 0
         var failure: (any Error)?
-        if !transaction.isEmpty {
-            do {
-                try await backend.apply(transaction)
-            } catch {
-                failure = error
+        do {
+            switch kind {
+            case .partial:
+                transaction = run.compiler.ruleset.transaction(from: change.before, scope: change.scope)
+                if !transaction.isEmpty { try await backend.apply(transaction) }
+            case .full:
+                // Tables the kernel does not hold intact (a cold node, a flushed table) are written in bounded
+                // batches when they are large; packets see no half-built entry point either way.
+                var coldTables: Set<TableID> = []
+                if run.compiler.ruleset.elementCount > coldStartBatchElements {
+                    for id in node.tableIDs.sorted() where run.compiler.ruleset[id] != nil {
+                        if await !tableIntact(id) { coldTables.insert(id) }
+                    }
+                }
+                let whole = node.tableIDs.subtracting(coldTables)
+                transaction = run.compiler.ruleset.restricted(to: whole).replacing(whole)
+                if !transaction.isEmpty { try await backend.apply(transaction) }
+                if !coldTables.isEmpty {
+                    for batch in run.compiler.coldStartBatches(coldTables, maxElements: coldStartBatchElements) {
+                        try await backend.apply(batch)
+                        batches += 1
+                        coldCommands += batch.commands.count
+                    }
+                }
             }
+        } catch {
+            failure = error
         }
+        let commandCount = transaction.commands.count + coldCommands
         let duration = started.duration(to: .now)
         let finishedAt = wallClock()
         let changedServices = run.tracker.dirty.count
 
         var metadata: Logger.Metadata = [
-            "type": "\(kind)", "duration": "\(duration)", "commands": "\(transaction.commands.count)",
+            "type": "\(kind)", "duration": "\(duration)", "commands": "\(commandCount)",
             "changedServices": "\(changedServices)",
         ]
+        if batches > 0 { metadata["coldStartBatches"] = "\(batches)" }
         run.kernelInSync = failure == nil
         if failure == nil && kind == .full { run.lastRebuild = clock.now }
         if let failure {
@@ -295,6 +321,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
             health.updated()
+            if kind == .full && !verified { FreeMemory.returnToSystem() }
             metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
             metadata["chains"] = "\(run.compiler.ruleset.chainCount)"
             if verified { metadata["verified"] = "tables intact" }
@@ -307,18 +334,21 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         onSync?(
             SyncReport(
                 kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
-                commands: transaction.commands.count, changedServices: changedServices, verifiedIntact: verified))
+                commands: commandCount, changedServices: changedServices, verifiedIntact: verified))
         return (verified ? .full : kind, failure == nil)
     }
 
     /// Every table of ours still holds its canary element. Any error counts as "not intact".
     private func tablesIntact() async -> Bool {
         for id in node.tableIDs.sorted() {
-            guard let set = try? await backend.readSet(id, RulesetNames.canary),
-                set.elements[RulesetNames.canaryElement] != nil
-            else { return false }
+            guard await tableIntact(id) else { return false }
         }
         return true
+    }
+
+    private func tableIntact(_ id: TableID) async -> Bool {
+        guard let set = try? await backend.readSet(id, RulesetNames.canary) else { return false }
+        return set.elements[RulesetNames.canaryElement] != nil
     }
 
     /// Logs one diagnostic (one line) and counts it by the object's kind.

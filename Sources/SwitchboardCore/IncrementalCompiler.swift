@@ -89,6 +89,28 @@ public struct IncrementalCompiler: Sendable {
         return change!
     }
 
+    // MARK: - Cold start in bounded batches
+
+    /// Writes `tables` of `ruleset` into a kernel that does not hold them intact (absent, or flushed: no
+    /// canary) as a series of batches of about `maxElements` elements each, so that neither this process
+    /// nor libnftables ever holds the whole cluster as text. Each batch is atomic and leaves every entry
+    /// point whole or absent, never half-filled:
+    ///
+    /// 1. each table is created afresh (added, deleted, added) with every set and chain declared, every
+    ///    rule, and the skeleton's own elements (CIDRs, node addresses): no Service is reachable yet;
+    /// 2. entry points follow claim by claim (a VIP or node port with its dispatch entry, its Maglev slots
+    ///    and its marks; hairpin pairs), never split across batches;
+    /// 3. the last batch adds `cluster-ips` (a cluster IP there rejects ports that are not dispatched, so
+    ///    it waits for all of them) and the canary: a cold start cut short leaves no canary, and the next
+    ///    full sync starts again from 1.
+    ///
+    /// Batches are made one at a time as the sequence is iterated. The result equals
+    /// `ruleset.replacing(tables)` applied at once.
+    public func coldStartBatches(_ tables: Set<TableID>, maxElements: Int) -> ColdStartBatches {
+        ColdStartBatches(ruleset: ruleset, holders: holders.filter { tables.contains($0.key) }, tables: tables,
+                         maxElements: max(1, maxElements))
+    }
+
     // MARK: - Assembly
 
     /// Rebuilds both tables' skeletons, keeping the elements Services claimed.
@@ -266,4 +288,122 @@ public struct IncrementalChange: Sendable {
 
     /// Nothing changed.
     public var isEmpty: Bool { scope.tables.values.allSatisfy { $0.chains.isEmpty && $0.sets.isEmpty && $0.elements.isEmpty } }
+}
+
+/// The batches of `IncrementalCompiler.coldStartBatches`, made one at a time.
+public struct ColdStartBatches: Sequence, Sendable {
+    let ruleset: Ruleset
+    let holders: [TableID: [ClaimKey: ServiceFragment.Claim]]
+    let tables: Set<TableID>
+    let maxElements: Int
+
+    public func makeIterator() -> AnyIterator<Transaction> {
+        var stage = 0
+        // The claims to write, in a fixed order: table, space, key.
+        let spaces = ClaimSpace.allCases
+        var claims: [(TableID, ServiceFragment.Claim)] = []
+        var last: [(TableID, ServiceFragment.Claim)] = []
+        for id in tables.sorted() {
+            let held = holders[id] ?? [:]
+            let keys = held.keys.sorted {
+                let (a, b) = (spaces.firstIndex(of: $0.space)!, spaces.firstIndex(of: $1.space)!)
+                return a != b ? a < b : canonicalOrder($0.key, $1.key)
+            }
+            for key in keys {
+                if key.space == .clusterIP { last.append((id, held[key]!)) } else { claims.append((id, held[key]!)) }
+            }
+        }
+        var next = 0
+        let ruleset = ruleset
+        let tables = tables.sorted().filter { ruleset[$0] != nil }
+        let maxElements = maxElements
+        return AnyIterator {
+            switch stage {
+            case 0:
+                stage = 1
+                return Self.skeleton(ruleset, tables)
+            case 1:
+                var batch = ElementBatch()
+                while next < claims.count && (batch.count == 0 || batch.count + claims[next].1.elementCount <= maxElements) {
+                    batch.add(claims[next].1, in: claims[next].0)
+                    next += 1
+                }
+                if next >= claims.count { stage = 2 }
+                if batch.count > 0 { return batch.transaction }
+                fallthrough
+            case 2:
+                stage = 3
+                var batch = ElementBatch()
+                for (id, claim) in last { batch.add(claim, in: id) }
+                for id in tables {
+                    if let canary = ruleset[id]?.sets[RulesetNames.canary] {
+                        for (key, data) in canary.elements { batch.add(RulesetNames.canary, key, data, in: id) }
+                    }
+                }
+                return batch.transaction
+            default:
+                return nil
+            }
+        }
+    }
+
+    /// Stage 1: the tables, declared whole, with rules and the skeleton's own elements but the canary.
+    private static func skeleton(_ ruleset: Ruleset, _ ids: [TableID]) -> Transaction {
+        var declarations: [Command] = []
+        var rules: [Command] = []
+        var elements: [Command] = []
+        for id in ids {
+            let table = ruleset[id]!
+            declarations += [.addTable(id), .deleteTable(id), .addTable(id)]
+            for name in table.sets.keys.sorted(by: canonicalOrder) {
+                let set = table.sets[name]!
+                declarations.append(.addSet(id, set.declarationOnly))
+                if RulesetNames.skeletonFilledSets.contains(name), name != RulesetNames.canary, !set.elements.isEmpty {
+                    elements.append(.addElements(id, set: name, set.elements.sorted().map { .init(key: $0.key, data: $0.value) }))
+                }
+            }
+            for name in table.chains.keys.sorted(by: canonicalOrder) {
+                let chain = table.chains[name]!
+                declarations.append(.addChain(id, chain.declarationOnly))
+                rules += chain.rules.map { .addRule(id, chain: name, $0) }
+            }
+        }
+        return Transaction(declarations + rules + elements)
+    }
+
+    /// Elements of whole claims, grouped per table and set.
+    private struct ElementBatch {
+        var sets: [TableID: [String: [Command.Element]]] = [:]
+        var count = 0
+
+        mutating func add(_ claim: ServiceFragment.Claim, in id: TableID) {
+            for element in claim.elements {
+                if let slots = element.slots {
+                    for slot in 0..<slots.count { add(element.set, SlotTable.key(element.key, slot: slot), slots[slot], in: id) }
+                } else {
+                    add(element.set, element.key, element.data, in: id)
+                }
+            }
+        }
+
+        mutating func add(_ set: String, _ key: String, _ data: String, in id: TableID) {
+            sets[id, default: [:]][set, default: []].append(Command.Element(key: key, data: data))
+            count += 1
+        }
+
+        var transaction: Transaction {
+            var commands: [Command] = []
+            for id in sets.keys.sorted() {
+                for name in sets[id]!.keys.sorted(by: canonicalOrder) {
+                    commands.append(.addElements(id, set: name, sets[id]![name]!))
+                }
+            }
+            return Transaction(commands)
+        }
+    }
+}
+
+extension ServiceFragment.Claim {
+    /// The elements this claim writes (a Maglev table counts its slots).
+    var elementCount: Int { elements.reduce(0) { $0 + ($1.slots?.count ?? 1) } }
 }

@@ -153,6 +153,28 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
         }
     }
 
+    /// A cold start in bounded batches (`IncrementalCompiler.coldStartBatches`), over a table that holds
+    /// something else: after every batch each entry point present is whole, the canary comes last, and
+    /// the end is exactly the full sync's result.
+    @Suite struct ColdStart {
+        @Test("batches applied to FakeNFTables end at the target, every entry point whole after each", arguments: fakeSeeds)
+        func coldStartInBatches(seed: UInt64) async throws {
+            let c = PropertyCase(seed: seed)
+            let fake = FakeNFTables()
+            try await fake.apply(c.rb.replacing(c.tableIDs))
+            let batches = coldStart(c, maxElements: 40)
+            for (index, batch) in batches.enumerated() {
+                try await fake.apply(batch)
+                let held = await fake.read(c.tableIDs)
+                for problem in entryPointProblems(held) { Issue.record("\(c.summary)\nbatch \(index): \(problem)") }
+                let canary = held.tables.values.contains { !($0.sets[RulesetNames.canary]?.elements.isEmpty ?? true) }
+                #expect(canary == (index == batches.count - 1), "the canary comes with the last batch only")
+            }
+            let held = await fake.read(c.tableIDs)
+            #expect(held == c.ra, "\(c.summary)\n\(rulesetDiff(expected: c.ra, actual: held))")
+        }
+    }
+
     /// The property itself, against libnftables and the kernel in a scratch network namespace.
     @Suite(
         .serialized,
@@ -172,6 +194,19 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
                     guard let held = try await step.run(kernel, tx, target) else { return }
                     current = held
                 }
+            }
+        }
+
+        @Test("a cold start in batches through libnftables leaves exactly the target", arguments: [UInt64(0), 3, 7])
+        func coldStartInBatches(seed: UInt64) async throws {
+            let c = PropertyCase(seed: seed)
+            try await ScratchNamespace.with(purpose: "cold\(seed)") { ns in
+                let kernel = try KernelNFTables(networkNamespace: ns.name)
+                try await kernel.apply(c.rb.replacing(c.tableIDs))
+                for batch in coldStart(c, maxElements: 200) { try await kernel.apply(batch) }
+                let held = try await kernel.read(c.tableIDs).withoutPacketPathElements()
+                #expect(held == c.ra, "\(c.summary)\n\(rulesetDiff(expected: c.ra, actual: held))")
+                #expect(c.ra.transaction(from: held).isEmpty)
             }
         }
 
@@ -203,6 +238,41 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
             }
         }
     }
+}
+
+// MARK: - Cold start
+
+private func coldStart(_ c: PropertyCase, maxElements: Int) -> [Transaction] {
+    var compiler = IncrementalCompiler(node: c.context)
+    compiler.update(c.a.state, changed: nil)
+    let batches = Array(compiler.coldStartBatches(c.tableIDs, maxElements: maxElements))
+    // Every batch but the first (declarations) and the last holds whole entry points up to the bound; one
+    // entry point larger than the bound goes alone.
+    for batch in batches.dropFirst().dropLast() where batch.elementChanges > maxElements {
+        #expect(batch.commands.count <= 8, "an oversized batch is one entry point: \(excerpt(batch))")
+    }
+    return batches
+}
+
+/// Dispatch entries whose Maglev slots are not all there: what a packet must never see.
+private func entryPointProblems(_ ruleset: Ruleset) -> [String] {
+    var problems: [String] = []
+    for table in ruleset.tables.values {
+        for m in MaglevTable.ladder {
+            for (dispatch, map) in [
+                (RulesetNames.serviceVIPs(m), RulesetNames.backends),
+                (RulesetNames.serviceNodePorts(m), RulesetNames.nodePortBackends),
+                (RulesetNames.localVIPs(m), RulesetNames.localBackends),
+                (RulesetNames.localNodePorts(m), RulesetNames.localNodePortBackends),
+            ] {
+                for (entry, _) in table.sets[dispatch]?.elements ?? [:] {
+                    let missing = (0..<m).filter { table.sets[map]?.elements["\(entry) . \($0)"] == nil }
+                    if !missing.isEmpty { problems.append("\(table.id) \(dispatch) \(entry): \(missing.count) slots missing") }
+                }
+            }
+        }
+    }
+    return problems
 }
 
 // MARK: - Kernel steps and failure reports

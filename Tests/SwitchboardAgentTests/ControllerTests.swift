@@ -249,6 +249,34 @@ import Testing
         }
     }
 
+    /// A large ruleset for tables the kernel does not hold (cold node) or that were flushed goes in bounded
+    /// batches; an intact table is replaced in one batch.
+    @Test func coldAndFlushedTablesAreWrittenInBatches() async throws {
+        let h = ControllerHarness(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30), coldStartBatchElements: 20)
+        try await h.run {
+            let first = try await h.start()
+            let desired = Objects.desired(Objects.initial)
+            #expect(desired.elementCount > 40)
+            #expect(first.kind == .full && first.succeeded)
+            #expect(await h.fake.applyCount > 3, "cold tables in several batches")
+            #expect(await h.ruleset == desired)
+
+            // Flushed: rebuilt in batches at the next periodic sync.
+            await h.fake.edit { ruleset in
+                for id in Array(ruleset.tables.keys) {
+                    for name in Array(ruleset.tables[id]!.sets.keys) { ruleset.tables[id]!.sets[name]!.elements = [:] }
+                }
+            }
+            let before = await h.fake.applyCount
+            try await eventually("the periodic timer") { h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(30)) }
+            h.clock.advance(by: .seconds(30))
+            let repaired = try await h.nextReport()
+            #expect(repaired.kind == .full && repaired.succeeded)
+            #expect(await h.fake.applyCount - before > 3)
+            #expect(await h.ruleset == desired)
+        }
+    }
+
     /// kube-proxy's burst: after a quiet spell the first change is synced at once, without waiting for the
     /// min-period timer (the harness's clock does not move).
     @Test func aChangeAfterAQuietSpellIsSyncedAtOnce() async throws {

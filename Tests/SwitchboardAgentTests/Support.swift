@@ -122,7 +122,7 @@ final class ControllerHarness: Sendable {
 
     init(
         minSyncPeriod: Duration = .zero, syncPeriod: Duration = .seconds(30), fullSyncPeriod: Duration = .seconds(3600),
-        syncBurst: Int = 1, wall: TestWallClock = TestWallClock(), followers: (AgentMetrics) -> [any SyncFollower] = { _ in [] }
+        syncBurst: Int = 1, coldStartBatchElements: Int = 50_000, wall: TestWallClock = TestWallClock(), followers: (AgentMetrics) -> [any SyncFollower] = { _ in [] }
     ) {
         fake = FakeNFTables()
         backend = CountingBackend(fake)
@@ -132,7 +132,8 @@ final class ControllerHarness: Sendable {
         logger.logLevel = .critical
         controller = Controller(
             source: source, backend: backend, node: Objects.context, minSyncPeriod: minSyncPeriod,
-            syncPeriod: syncPeriod, fullSyncPeriod: fullSyncPeriod, syncBurst: syncBurst, clock: clock, metrics: metrics, health: health, logger: logger,
+            syncPeriod: syncPeriod, fullSyncPeriod: fullSyncPeriod, syncBurst: syncBurst,
+            coldStartBatchElements: coldStartBatchElements, clock: clock, metrics: metrics, health: health, logger: logger,
             wallClock: { wall.now }, followers: followers(metrics), onSync: { [reports] in reports.send($0) })
     }
 
