@@ -10,5 +10,17 @@ public protocol NFTablesBackend: Sendable {
     /// One set or map with its elements; nil if it (or its table) does not exist. Cheap for a small set
     /// even when the table holds millions of elements elsewhere (which `read` must all fetch).
     func readSet(_ table: TableID, _ name: String) async throws -> NFTSet?
+    /// One table's chains with their rules and its sets without their elements; nil if it does not exist.
+    /// Cheap whatever the sets hold.
+    func readDeclarations(_ table: TableID) async throws -> Table?
+}
+
+extension NFTablesBackend {
+    /// Reads the whole table and drops the elements (fine for an in-memory backend).
+    public func readDeclarations(_ table: TableID) async throws -> Table? {
+        guard var held = try await read([table])[table] else { return nil }
+        for name in Array(held.sets.keys) { held.sets[name]!.elements = [:] }
+        return held
+    }
 }
 

@@ -163,6 +163,33 @@ public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     public func makeIterator() -> Iterator { Iterator(self) }
 
+    /// The elements in `canonicalOrder` of their keys, made one at a time (like `forEachSorted`).
+    public func sortedIterator() -> AnyIterator<(key: String, value: String)> {
+        if !slotTables.isEmpty && !plain.isEmpty {
+            let all = dictionary
+            var keys = all.keys.sorted(by: canonicalOrder).makeIterator()
+            return AnyIterator { keys.next().map { ($0, all[$0]!) } }
+        }
+        let plain = plain
+        var keys = plain.keys.sorted(by: canonicalOrder).makeIterator()
+        let tables = slotTables
+        var prefixes = tables.keys.sorted(by: canonicalOrder).makeIterator()
+        var current: (prefix: String, table: SlotTable)?
+        var slot = 0
+        return AnyIterator {
+            if let key = keys.next() { return (key, plain[key]!) }
+            while true {
+                if let (prefix, table) = current, slot < table.count {
+                    defer { slot += 1 }
+                    return (SlotTable.key(prefix, slot: slot), table[slot])
+                }
+                guard let prefix = prefixes.next() else { return nil }
+                current = (prefix, tables[prefix]!)
+                slot = 0
+            }
+        }
+    }
+
     public struct Iterator: IteratorProtocol {
         private var plain: Dictionary<String, String>.Iterator
         private var tables: Dictionary<String, SlotTable>.Iterator

@@ -10,6 +10,8 @@ public enum Command: Hashable, Sendable {
     /// Declares a set or map; elements follow as `addElements`.
     case addSet(TableID, NFTSet)
     case deleteSet(TableID, name: String, isMap: Bool)
+    /// Removes every element of a set or map; its declaration and the rules that use it stay.
+    case flushSet(TableID, name: String, isMap: Bool)
     /// Elements as `(key, data)` canonical text (`data` is `""` for a set).
     case addElements(TableID, set: String, [Element])
     case deleteElements(TableID, set: String, keys: [String])
@@ -40,6 +42,7 @@ extension Command: CustomStringConvertible {
         case .addSet(let t, let set):
             return "add \(set.keyword) \(t) \(set.name) { " + set.declarationLines.map { $0 + "; " }.joined() + "}"
         case .deleteSet(let t, let name, let isMap): return "delete \(isMap ? "map" : "set") \(t) \(name)"
+        case .flushSet(let t, let name, let isMap): return "flush \(isMap ? "map" : "set") \(t) \(name)"
         case .addElements(let t, let set, let elements):
             return "add element \(t) \(set) { " + elements.map(\.text).joined(separator: ", ") + " }"
         case .deleteElements(let t, let set, let keys):

@@ -54,6 +54,21 @@ public struct KernelNFTables: NFTablesBackend {
         return result
     }
 
+    /// `list table` without elements (terse): the chains with their rules, the sets declared only.
+    public func readDeclarations(_ table: TableID) async throws -> Table? {
+        guard isValidNFTIdentifier(table.name) else {
+            throw NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid table name \"\(table.name)\"")
+        }
+        let json: String
+        do {
+            json = try await library.listTerseJSON("list table \(table)")
+        } catch {
+            if error.isNotFound { return nil }
+            throw error
+        }
+        return try Self.decode(json)[table]
+    }
+
     /// `list set` (or `list map`) of one set: libnftables fetches only that set's elements.
     public func readSet(_ table: TableID, _ name: String) async throws -> NFTSet? {
         guard isValidNFTIdentifier(table.name), isValidNFTIdentifier(name) else {

@@ -69,6 +69,12 @@ public final class LibNFTables: Sendable {
         try await worker.performAsync { ctx in Self.execute(ctx, command, flags: Self.jsonFlags) }
     }
 
+    /// A listing with JSON output and without set elements (`nft -j -t`): declarations and rules only,
+    /// cheap even when a map holds millions of elements.
+    public func listTerseJSON(_ command: String) async throws(NetfilterError) -> String {
+        try await worker.performAsync { ctx in Self.execute(ctx, command, flags: Self.terseJSONFlags) }
+    }
+
     /// Runs a listing command with text output that carries each rule's handle (`# handle N`), as
     /// `nft -a` does: what deleting a single rule needs.
     public func listWithHandles(_ command: String) async throws(NetfilterError) -> String {
@@ -84,6 +90,7 @@ public final class LibNFTables: Sendable {
 
     private static let jsonFlags = UInt32(NFT_CTX_OUTPUT_JSON)
     private static let handleFlags = UInt32(NFT_CTX_OUTPUT_HANDLE)
+    private static let terseJSONFlags = UInt32(NFT_CTX_OUTPUT_JSON) | UInt32(NFT_CTX_OUTPUT_TERSE)
 
     /// Above this size the output buffer is given back after a call: libnftables only ever grows it,
     /// and an agent should not keep a listing's worth of memory for its lifetime.

@@ -197,6 +197,9 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         var compilerDiagnostics: Set<Diagnostic> = []
         /// When the tables were last rebuilt whole (a successful full sync).
         var lastRebuild: C.Instant?
+        /// The names under which the kernel holds our sets (after a staged rebuild, some large ones under
+        /// their alternate name); every transaction is renamed with it on its way to the kernel.
+        var names = KernelNames.identity
     }
 
     private func handle(_ event: SourceEvent, _ run: inout LoopState) {
@@ -260,25 +263,38 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             switch kind {
             case .partial:
                 transaction = run.compiler.ruleset.transaction(from: change.before, scope: change.scope)
-                if !transaction.isEmpty { try await backend.apply(transaction) }
+                if !transaction.isEmpty { try await backend.apply(run.names.toKernel(transaction)) }
             case .full:
-                // Tables the kernel does not hold intact (a cold node, a flushed table) are written in bounded
-                // batches when they are large; packets see no half-built entry point either way.
+                // Large tables are never written in one batch: a table the kernel does not hold intact (a
+                // cold node, a deleted or flushed table) in batches of whole entry points; an intact one by
+                // a staged rebuild of its large sets. Packets see no half-built entry point either way.
                 var coldTables: Set<TableID> = []
+                var stagedTables: [Table] = []
                 if run.compiler.ruleset.elementCount > coldStartBatchElements {
                     for id in node.tableIDs.sorted() where run.compiler.ruleset[id] != nil {
-                        if await !tableIntact(id) { coldTables.insert(id) }
+                        if await tableIntact(id), let declared = try? await backend.readDeclarations(id) {
+                            stagedTables.append(declared)
+                        } else {
+                            coldTables.insert(id)
+                        }
                     }
                 }
-                let whole = node.tableIDs.subtracting(coldTables)
+                var whole = node.tableIDs.subtracting(coldTables)
+                for declared in stagedTables {
+                    if await stagedRebuild(declared, &run, batches: &batches, commands: &coldCommands) {
+                        whole.remove(declared.id)
+                    }
+                }
                 transaction = run.compiler.ruleset.restricted(to: whole).replacing(whole)
                 if !transaction.isEmpty { try await backend.apply(transaction) }
+                for id in whole { run.names = run.names.resetting(id) }
                 if !coldTables.isEmpty {
                     for batch in run.compiler.coldStartBatches(coldTables, maxElements: coldStartBatchElements) {
                         try await backend.apply(batch)
                         batches += 1
                         coldCommands += batch.commands.count
                     }
+                    for id in coldTables { run.names = run.names.resetting(id) }
                 }
             }
         } catch {
@@ -336,6 +352,31 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
                 commands: commandCount, changedServices: changedServices, verifiedIntact: verified))
         return (verified ? .full : kind, failure == nil)
+    }
+
+    /// Rebuilds an intact table's large sets out of place and switches them in
+    /// (`Ruleset.stagedRebuild`). False when it could not: the caller then replaces the table whole, in
+    /// one batch (after an upgrade that changed a declaration, say).
+    private func stagedRebuild(_ declared: Table, _ run: inout LoopState, batches: inout Int, commands: inout Int) async -> Bool {
+        let id = declared.id
+        let (_, held) = KernelNames.fromKernel(Ruleset(tables: [declared]))
+        let desired = run.compiler.ruleset
+        let large = Set(desired[id]!.sets.filter { $0.value.elements.count > coldStartBatchElements / 10 }.keys)
+        let rebuild = desired.stagedRebuild(
+            id, kernel: declared, names: held, staging: large, maxElements: coldStartBatchElements)
+        do {
+            for batch in rebuild {
+                try await backend.apply(batch)
+                batches += 1
+                commands += batch.commands.count
+            }
+        } catch {
+            logger.warning(
+                "staged rebuild failed; replacing the table in one batch", metadata: ["table": "\(id)", "error": "\(error)"])
+            return false
+        }
+        run.names = run.names.with(id, sets: rebuild.names.sets[id] ?? [], chains: rebuild.names.chains[id] ?? [])
+        return true
     }
 
     /// Every table of ours still holds its canary element. Any error counts as "not intact".

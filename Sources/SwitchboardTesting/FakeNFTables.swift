@@ -214,6 +214,13 @@ struct FakeKernelState {
             ruleset.tables[id]!.sets[name] = nil
             setUses[id]?[name] = nil
 
+        case .flushSet(let id, let name, _):
+            guard let set = try table(id).sets[name] else { throw fail(.notFound) }
+            if set.isMap {
+                for data in set.elements.values { count(NFTReferences(data), in: id, by: -1) }
+            }
+            ruleset.tables[id]!.sets[name]!.elements = [:]
+
         case .addElements(let id, let setName, let elements):
             guard ruleset.tables[id] != nil else { throw fail(.notFound) }
             guard var set = ruleset.tables[id]!.sets[setName] else { throw fail(.notFound) }

@@ -51,9 +51,12 @@ struct Apply: AsyncParsableCommand {
     private func applyRuleset(_ result: CompileResult, _ context: NodeContext) async throws {
         let kernel: KernelNFTables
         let current: Ruleset
+        let names: KernelNames
         do {
             kernel = try KernelNFTables()
-            current = try await kernel.read(context.tableIDs)
+            // The agent may hold large sets under their alternate names (a staged rebuild): plan in the
+            // ruleset's names, apply in the kernel's.
+            (current, names) = KernelNames.fromKernel(try await kernel.read(context.tableIDs))
         } catch {
             throw CLIError("reading the kernel's ruleset: \(error)")
         }
@@ -64,7 +67,7 @@ struct Apply: AsyncParsableCommand {
             return
         }
         do {
-            try await kernel.apply(tx)
+            try await kernel.apply(names.toKernel(tx))
         } catch {
             throw CLIError("transaction rejected, kernel unchanged: \(error)")
         }

@@ -57,8 +57,9 @@ struct Diff: AsyncParsableCommand {
             currentName = "kernel"
         }
         let desired = result.ruleset
-        // Session-affinity entries are the kernel's own, not a difference.
-        current = current.withoutPacketPathElements()
+        // Session-affinity entries are the kernel's own, not a difference; sets the agent rebuilt under their
+        // alternate names are compared under their own.
+        current = KernelNames.fromKernel(current).0.withoutPacketPathElements()
         if transaction {
             let tx = desired.transaction(from: current)
             print(tx.description, terminator: "")

@@ -175,6 +175,46 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
         }
     }
 
+    /// The staged rebuild of an intact table (`Ruleset.stagedRebuild`): b → a → b, large sets filled out of
+    /// place. Until the last batch the sets and rules in use are exactly the old ones; after it, read in our
+    /// names, exactly the target; then partial plans, renamed for the kernel, apply on top.
+    @Suite struct StagedRebuilds {
+        @Test("staged rebuilds through FakeNFTables keep the old state live until the switch", arguments: fakeSeeds)
+        func stagedRebuildsKeepTheOldStateUntilTheSwitch(seed: UInt64) async throws {
+            let c = PropertyCase(seed: seed)
+            let fake = FakeNFTables()
+            try await fake.apply(c.rb.replacing(c.tableIDs))
+            var names = KernelNames.identity
+            for (label, old, target) in [("b → a", c.rb, c.ra), ("a → b", c.ra, c.rb), ("b → a again", c.rb, c.ra)] {
+                for id in c.tableIDs.sorted() where target[id] != nil {
+                    let declared = try #require(try await fake.readDeclarations(id))
+                    let found = KernelNames.fromKernel(Ruleset(tables: [declared])).1
+                    #expect(found.sets[id] == names.sets[id] && found.chains[id] == names.chains[id])
+                    let staging = Set(target[id]!.sets.filter { $0.value.elements.count > 3 }.keys)
+                    let rebuild = target.stagedRebuild(id, kernel: declared, names: names, staging: staging, maxElements: 25)
+                    let batches = Array(rebuild)
+                    for (index, batch) in batches.enumerated() {
+                        try await fake.apply(batch)
+                        guard index < batches.count - 1 else { break }
+                        // What packets see: the rules and the sets they name, read in our names.
+                        var held = await fake.read([id])
+                        for name in rebuild.stagedSetsForTests { held.tables[id]!.sets[rebuild.names.kernelSet(name, in: id)] = nil }
+                        for name in rebuild.stagedChainsForTests { held.tables[id]!.chains[rebuild.names.kernelChain(name, in: id)] = nil }
+                        let live = KernelNames.fromKernel(held).0[id]
+                        #expect(live == old[id], "\(c.summary)\n\(label) batch \(index): the live state changed early")
+                    }
+                    names = rebuild.names
+                }
+                let (held, found) = KernelNames.fromKernel(await fake.read(c.tableIDs))
+                #expect(found == names)
+                #expect(held == target, "\(c.summary)\n\(label)\n\(rulesetDiff(expected: target, actual: held))")
+            }
+            // A partial plan afterwards, in the kernel's names.
+            try await fake.apply(names.toKernel(c.rb.transaction(from: c.ra)))
+            #expect(KernelNames.fromKernel(await fake.read(c.tableIDs)).0 == c.rb)
+        }
+    }
+
     /// The property itself, against libnftables and the kernel in a scratch network namespace.
     @Suite(
         .serialized,
@@ -207,6 +247,37 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
                 let held = try await kernel.read(c.tableIDs).withoutPacketPathElements()
                 #expect(held == c.ra, "\(c.summary)\n\(rulesetDiff(expected: c.ra, actual: held))")
                 #expect(c.ra.transaction(from: held).isEmpty)
+            }
+        }
+
+        @Test("staged rebuilds through libnftables: b → a → b, then a partial plan", arguments: [UInt64(1), 4, 9])
+        func stagedRebuilds(seed: UInt64) async throws {
+            let c = PropertyCase(seed: seed)
+            try await ScratchNamespace.with(purpose: "staged\(seed)") { ns in
+                let kernel = try KernelNFTables(networkNamespace: ns.name)
+                try await kernel.apply(c.rb.replacing(c.tableIDs))
+                var names = KernelNames.identity
+                for target in [c.ra, c.rb] {
+                    for id in c.tableIDs.sorted() where target[id] != nil {
+                        let declared = try #require(try await kernel.readDeclarations(id))
+                        #expect(declared.elementCount == 0)
+                        let staging = Set(target[id]!.sets.filter { $0.value.elements.count > 3 }.keys)
+                        let rebuild = target.stagedRebuild(id, kernel: declared, names: names, staging: staging, maxElements: 100)
+                        for batch in rebuild {
+                            do { try await kernel.apply(batch) } catch {
+                                Issue.record("\(c.summary)\nrejected: \(error)\n\(save(batch, name: "staged\(seed)", label: "staged"))")
+                                return
+                            }
+                        }
+                        names = rebuild.names
+                    }
+                    let (held, found) = KernelNames.fromKernel(try await kernel.read(c.tableIDs))
+                    #expect(found == names)
+                    #expect(held.withoutPacketPathElements() == target, "\(c.summary)\n\(rulesetDiff(expected: target, actual: held))")
+                }
+                try await kernel.apply(names.toKernel(c.ra.transaction(from: c.rb)))
+                let held = KernelNames.fromKernel(try await kernel.read(c.tableIDs)).0.withoutPacketPathElements()
+                #expect(held == c.ra, "\(c.summary)\n\(rulesetDiff(expected: c.ra, actual: held))")
             }
         }
 
@@ -440,6 +511,8 @@ private func planProblems(from old: Ruleset, to new: Ruleset, _ tx: Transaction)
             if !addedSets.insert(SetRef(table: t, name: set.name)).inserted { problems.append("twice: \(command)") }
         case .deleteSet(let t, let name, _):
             if !deletedSets.insert(SetRef(table: t, name: name)).inserted { problems.append("twice: \(command)") }
+        case .flushSet:
+            problems.append("a plan never flushes a set: \(command)")
         case .addElements(let t, let set, let elements):
             for e in elements {
                 let ref = SetRef(table: t, name: set)

@@ -277,6 +277,44 @@ import Testing
         }
     }
 
+    /// The hourly rebuild of a large intact table goes out of place (`Ruleset.stagedRebuild`): Maglev maps
+    /// and their chains under their other names, filled in batches, switched in by one batch; drift is
+    /// repaired as by a whole replace, and later partial syncs are renamed for the kernel.
+    @Test func theHourlyRebuildOfALargeTableIsStaged() async throws {
+        let h = ControllerHarness(
+            minSyncPeriod: .seconds(1), syncPeriod: .seconds(30), fullSyncPeriod: .seconds(60), coldStartBatchElements: 20)
+        try await h.run {
+            _ = try await h.start()
+            let desired = Objects.desired(Objects.initial)
+            let table = TableID(.ip, "switchboard")
+            await h.fake.edit { ruleset in
+                ruleset.tables[table]!.sets["backends"]!.elements["10.96.0.10 . tcp . 80 . 0"] = nil
+                ruleset.tables[table]!.chains["maglev-m13"]!.rules.removeLast()
+                ruleset.tables[table]!.sets[RulesetNames.clusterIPs]!.elements["10.9.9.9"] = ""
+            }
+            for expectation in [(kind: SyncKind.partial, at: 30), (.full, 60)] {
+                try await eventually("the periodic timer") {
+                    h.clock.nextDeadline == ManualClock.Instant(offset: .seconds(expectation.at))
+                }
+                h.clock.advance(by: .seconds(30))
+                let report = try await h.nextReport()
+                #expect(report.kind == expectation.kind && report.succeeded, "\(report)")
+            }
+            let held = await h.ruleset
+            #expect(held[table]?.sets["backends-g2"] != nil && held[table]?.sets["backends"] == nil)
+            #expect(held[table]?.chains["maglev-m13-g2"] != nil && held[table]?.chains["maglev-m13"] == nil)
+            #expect(KernelNames.fromKernel(held).0 == desired)
+
+            // A partial sync afterwards lands in the renamed maps.
+            h.source.send(.delete(Objects.web))
+            h.clock.advance(by: .seconds(1))
+            let partial = try await h.nextReport()
+            #expect(partial.kind == .partial && partial.succeeded, "\(partial)")
+            let after = Objects.desired([Objects.webSlice, Objects.api, Objects.apiSlice, Objects.node])
+            #expect(KernelNames.fromKernel(await h.ruleset).0 == after)
+        }
+    }
+
     /// kube-proxy's burst: after a quiet spell the first change is synced at once, without waiting for the
     /// min-period timer (the harness's clock does not move).
     @Test func aChangeAfterAQuietSpellIsSyncedAtOnce() async throws {

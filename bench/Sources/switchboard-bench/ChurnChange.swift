@@ -136,7 +136,7 @@ struct KernelPresence {
             case .deleteTable(let t) where t == Self.table:
                 ports = [:]
                 slots = [:]
-            case .deleteSet(let t, let name, _) where t == Self.table:
+            case .deleteSet(let t, let name, _) where t == Self.table, .flushSet(let t, let name, _) where t == Self.table:
                 if Self.portSets.contains(name) { ports[name] = nil }
                 if name == RulesetNames.backends { slots = [:] }
             case .addSet(let t, let set) where t == Self.table && !set.elements.isEmpty:
