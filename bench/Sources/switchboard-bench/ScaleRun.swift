@@ -188,10 +188,11 @@ struct ScaleRun {
                 // the larger of it and the RSS at the moment of reading: an RSS that fell between our two
                 // readings can be above the later VmHWM. The peak is at least every RSS we saw.
                 let peak = [settled["VmHWM"], programmed["VmRSS"], settled["VmRSS"]].compactMap { $0 }.max() ?? 0
+                func delta(_ key: String) -> Int { (slabAfter[key] ?? 0) - (slabBefore[key] ?? 0) }
                 func mib(_ bytes: Int?) -> String { fixed(Double(bytes ?? 0) / 1_048_576, 1) }
                 log("  \(subject.name): RSS \(mib(programmed["VmRSS"])) MiB when programmed, "
                     + "\(mib(settled["VmRSS"])) MiB after \(scale.settle.goText), peak \(mib(peak)) MiB; "
-                    + "slab +\(mib((slabAfter["Slab"] ?? 0) - (slabBefore["Slab"] ?? 0))) MiB")
+                    + "slab +\(mib(delta("Slab"))) MiB")
 
                 let pods = net.backends.map { IPAddress($0.ipv4)! }
                 let (latencies, notConnected) = try await newServiceLatencies(
@@ -203,8 +204,7 @@ struct ScaleRun {
                     name: subject.name, version: subject.version, coldMs: coldMs, poll: Summary(poller.pollTimes()),
                     rssProgrammedBytes: programmed["VmRSS"] ?? 0, rssSettledBytes: settled["VmRSS"] ?? 0,
                     peakRSSBytes: peak,
-                    slabDeltaBytes: (slabAfter["Slab"] ?? 0) - (slabBefore["Slab"] ?? 0),
-                    sUnreclaimDeltaBytes: (slabAfter["SUnreclaim"] ?? 0) - (slabBefore["SUnreclaim"] ?? 0),
+                    slabDeltaBytes: delta("Slab"), sUnreclaimDeltaBytes: delta("SUnreclaim"),
                     newService: Summary(latencies), notConnected: notConnected, syncs: syncs?.count,
                     meanSyncMs: syncs?.meanMs)
             } catch {
