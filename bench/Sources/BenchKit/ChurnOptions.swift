@@ -6,9 +6,11 @@ import SwitchboardCore
 public struct ChurnOptions: Sendable, Equatable {
     /// `--churn`: changes through the real `Controller`, in process.
     public var churn = false
-    /// `--apiserver`: the churn run's changes go through the real kube-apiserver of ../shared/k8s.
+    /// `--apiserver`: the churn run's changes go through the real kube-apiserver of ../shared/k8s; without
+    /// `--churn`, the scale run (`Options.mode`, ScaleOptions.swift).
     public var apiserver = false
-    /// `--peer`: kube-proxy v1.20.2 (iptables) and `switchboard run`, side by side, through the API.
+    /// `--peer`: kube-proxy v1.20.2 (iptables) and `switchboard run`, side by side, through the API; in the
+    /// scale run, kube-proxy measured like the agent at the first size.
     public var peer = false
     public var rate = 20
     public var seconds = 60
@@ -17,7 +19,7 @@ public struct ChurnOptions: Sendable, Equatable {
     public var syncPeriod: Duration = .seconds(30)
     /// `up.sh` of ../shared/k8s; default: `SWITCHBOARD_K8S_UP`, else ../shared/k8s/up.sh from the working directory.
     public var k8sUp: String?
-    /// The `switchboard` binary for `--peer`; default: next to this executable.
+    /// The `switchboard` binary for `--peer` and the scale run; default: next to this executable.
     public var switchboardBinary: String?
     /// Concurrent requests while creating the cluster through the API.
     public var apiConcurrency = 16
@@ -30,9 +32,10 @@ public struct ChurnOptions: Sendable, Equatable {
                                   cold programming time of --churn-services Services, then new Services at
                                   --churn-rate for --churn-seconds, polled in each proxy's kernel
           --churn-rate 20  --churn-seconds 60  --churn-services 10000
-          --min-sync-period 1s  --sync-period 30s   (both proxies, both runs)
+          --min-sync-period 1s  --sync-period 30s   (both proxies; churn, peer and scale runs)
           --k8s-up PATH           ../shared/k8s/up.sh (default: $SWITCHBOARD_K8S_UP, else ../shared/k8s/up.sh)
-          --switchboard-bin PATH  the switchboard binary for --peer (default: next to switchboard-bench)
+          --switchboard-bin PATH  the switchboard binary for --peer and the scale run (default: next to
+                                  switchboard-bench)
           --api-concurrency 16    concurrent requests while creating the cluster through the API
         """
 
@@ -70,15 +73,13 @@ public struct ChurnOptions: Sendable, Equatable {
     }
 
     public func validate() throws {
-        if apiserver && !churn && !peer {
-            throw Options.UsageError(description: "--apiserver goes with --churn")
-        }
         if syncPeriod <= .zero || minSyncPeriod > syncPeriod {
             throw Options.UsageError(description: "need 0 <= --min-sync-period <= --sync-period, --sync-period > 0")
         }
     }
 
-    /// Whether the default runs (cold, single change, Maglev) are replaced by churn / peer runs.
+    /// Whether the default runs (cold, single change, Maglev) are replaced by churn / peer runs (unless
+    /// `Options.mode` says scale).
     public var selected: Bool { churn || peer }
 
     /// `-churn`, `-peer`, `-churn-peer` or empty: churn and peer runs never overwrite `latest.*`.

@@ -11,15 +11,38 @@ public struct Options: Sendable, Equatable {
     public var connects = 2000
     /// Churn and peer runs (ChurnOptions.swift); when either is chosen, only they run.
     public var churn = ChurnOptions()
+    /// The scale run (ScaleOptions.swift): `--apiserver` without `--churn`.
+    public var scale = ScaleOptions()
+
+    /// Which runs one invocation makes; each writes its own files.
+    public enum Mode: Sendable, Equatable {
+        /// Cold sync, single changes, data plane, cost, Maglev (`latest.*`).
+        case sizes
+        /// `--churn` and / or `--peer` (`latest-churn.*`, `latest-peer.*`, ...).
+        case churnAndPeer
+        /// `--apiserver` without `--churn`, with or without `--peer` (`latest-scale.*`).
+        case scale
+    }
+
+    /// `--apiserver` alone used to be refused ("goes with --churn"), so giving it the scale run changes no
+    /// command that worked before, except `--apiserver --peer`, where `--apiserver` had no effect: that is
+    /// now the scale run with kube-proxy beside it. `--peer` alone and `--churn --apiserver [--peer]` are as
+    /// they were.
+    public var mode: Mode {
+        if churn.apiserver && !churn.churn { return .scale }
+        return churn.selected ? .churnAndPeer : .sizes
+    }
 
     public init() {}
 
     public static let usage = """
         usage: switchboard-bench [--quick] [--sizes 100,1000,10000,30000] [--endpoints 10] [--changes 200]
                                  [--connects 2000] [--output bench/results] [--seed N]
-          --quick     sizes 100,1000, 30 changes, 300 connects; writes quick.* instead of latest.*
+          --quick     sizes 100,1000, 30 changes, 300 connects (scale run: 5 new Services); writes quick.*
+                      instead of latest.*
           --connects  data-plane TCP connects per size through a ClusterIP (0 skips the data plane)
         \(ChurnOptions.usage)
+        \(ScaleOptions.usage)
         """
 
     public struct UsageError: Error, CustomStringConvertible {
@@ -31,6 +54,8 @@ public struct Options: Sendable, Equatable {
         var sizesGiven = false
         var changesGiven = false
         var connectsGiven = false
+        var newServicesGiven = false
+        var scaleFlagGiven = false
         var rest = arguments[...]
         func value(_ flag: String) throws -> String {
             guard let v = rest.popFirst() else { throw UsageError(description: "\(flag) needs a value\n\(usage)") }
@@ -66,22 +91,37 @@ public struct Options: Sendable, Equatable {
                 options.seed = s
             case "-h", "--help": throw UsageError(description: usage)
             default:
-                guard try options.churn.parse(arg, value: { try value(arg) }) else {
+                if try options.churn.parse(arg, value: { try value(arg) }) { continue }
+                guard try options.scale.parse(arg, value: { try value(arg) }) else {
                     throw UsageError(description: "unknown argument \(arg)\n\(usage)")
                 }
+                scaleFlagGiven = true
+                if arg == "--new-services" { newServicesGiven = true }
             }
         }
+        if options.mode == .scale && !sizesGiven && !options.quick { options.sizes = [1000, 10000, 30000] }
         if options.quick {
             if !sizesGiven { options.sizes = [100, 1000] }
             if !changesGiven { options.changes = 30 }
             if !connectsGiven { options.connects = 300 }
+            if !newServicesGiven { options.scale.newServices = 5 }
         }
         guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
         try options.churn.validate()
+        if scaleFlagGiven && options.mode != .scale {
+            throw UsageError(description: "--new-services and --settle go with --apiserver (without --churn)")
+        }
+        if options.mode == .scale, let largest = options.sizes.max(), largest > ScaleOptions.maxServices {
+            throw UsageError(
+                description: "--sizes: at most \(ScaleOptions.maxServices) Services through the API (its Service "
+                    + "range 10.96.0.0/16 also holds the new Services); got \(largest)")
+        }
         return options
     }
 
-    /// `quick` or `latest`, then the churn / peer suffix: a quick run never overwrites the committed full
-    /// results, and a churn or peer run never overwrites the size runs' (`latest-churn`, `quick-peer`, ...).
-    public var resultBaseName: String { (quick ? "quick" : "latest") + churn.resultSuffix }
+    /// `quick` or `latest`, then the run's suffix: a quick run never overwrites the committed full results,
+    /// and a churn, peer or scale run never overwrites another's (`latest-churn`, `quick-peer`, `latest-scale`).
+    public var resultBaseName: String {
+        (quick ? "quick" : "latest") + (mode == .scale ? "-scale" : churn.resultSuffix)
+    }
 }

@@ -137,11 +137,13 @@ public struct BenchResults: Codable, Sendable, Equatable {
     /// Churn and peer runs (Results+Churn.swift); absent unless asked for.
     public var churn: [ChurnResult]? = nil
     public var peer: PeerResult? = nil
+    /// The scale run (Results+Scale.swift); absent unless asked for.
+    public var scale: ScaleResult? = nil
 
     public init(
         machine: Machine, parameters: Parameters, coldSync: [ColdSync] = [], singleChange: [SingleChange] = [],
         maglev: [MaglevBuild] = [], dataPlane: [DataPlane] = [], costs: [Cost] = [], churn: [ChurnResult]? = nil,
-        peer: PeerResult? = nil
+        peer: PeerResult? = nil, scale: ScaleResult? = nil
     ) {
         self.machine = machine
         self.parameters = parameters
@@ -152,6 +154,7 @@ public struct BenchResults: Codable, Sendable, Equatable {
         self.costs = costs
         self.churn = churn
         self.peer = peer
+        self.scale = scale
     }
 }
 

@@ -66,6 +66,12 @@ public struct LineChart: Sendable {
     static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 
     public func svg() -> String {
+        svgDocument(width: width, height: height, title: title, body: body())
+    }
+
+    /// The chart's elements, from its white background to its legend, without the document around them:
+    /// `stackedSVG` places several of these in one document.
+    func body() -> String {
         let legendRows = series.count
         let left = 78.0, right = 24.0, top = 44.0
         let bottom = 58.0 + 18.0 * Double(legendRows)
@@ -78,11 +84,7 @@ public struct LineChart: Sendable {
         func py(_ y: Double) -> Double { top + (1 - yAxis.fraction(y)) * plotHeight }
         func n(_ v: Double) -> String { fixed(v, 1) }
 
-        var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" "
-        s += "viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<title>\(escapeXML(title))</title>\n"
-        s += "<rect width=\"\(width)\" height=\"\(height)\" fill=\"white\"/>\n"
+        var s = "<rect width=\"\(width)\" height=\"\(height)\" fill=\"white\"/>\n"
         s += "<text class=\"title\" x=\"\(n(Double(width) / 2))\" y=\"24\" text-anchor=\"middle\" "
         s += "font-size=\"15\" font-weight=\"bold\">\(escapeXML(title))</text>\n"
 
@@ -140,7 +142,7 @@ public struct LineChart: Sendable {
             s += "stroke=\"\(colour)\" stroke-width=\"2\"\(line.dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
             s += "<text x=\"\(n(left + 36))\" y=\"\(n(y))\">\(escapeXML(line.name))</text>\n"
         }
-        s += "</g>\n</svg>\n"
+        s += "</g>\n"
         return s
     }
 
@@ -204,6 +206,27 @@ public struct LineChart: Sendable {
             }
         }
     }
+}
+
+/// A self-contained SVG document of `width` × `height` around `body`.
+func svgDocument(width: Int, height: Int, title: String, body: String) -> String {
+    var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" "
+    s += "viewBox=\"0 0 \(width) \(height)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    s += "<title>\(escapeXML(title))</title>\n"
+    return s + body + "</svg>\n"
+}
+
+/// Several charts one above the other in one SVG document, each at its own size: for figures whose y units
+/// differ (memory in MiB and time in seconds), which cannot share one axis. Deterministic, like `svg()`.
+public func stackedSVG(_ charts: [LineChart], title: String) -> String {
+    var body = ""
+    var top = 0
+    for chart in charts {
+        body += "<g class=\"panel\" transform=\"translate(0 \(top))\">\n" + chart.body() + "</g>\n"
+        top += chart.height
+    }
+    return svgDocument(width: charts.map(\.width).max() ?? 0, height: top, title: title, body: body)
 }
 
 /// A compact tick label: 100, 2k, 10k, 0.5, 2.5.

@@ -5,19 +5,14 @@ import Foundation
     import Glibc
 #endif
 
-/// Set by SIGINT / SIGTERM; read by the watcher in `runChurnAndPeer`.
+/// Set by SIGINT / SIGTERM; read by the watcher in `interruptible`.
 nonisolated(unsafe) private var interrupted: sig_atomic_t = 0
 
-/// `--churn` and `--peer`: runs what was asked for, in that order.
-///
-/// These runs own processes (the control plane, socat bridges, both proxies) and namespaces for minutes, so
-/// SIGINT and SIGTERM cancel the work instead of killing the harness: every run then stops what it started
-/// on its way out. A second signal exits at once. (A plain C handler rather than a Dispatch signal source:
-/// the latter needs the signal ignored, and an ignored signal stays ignored in every child we exec.)
+/// `--churn` and `--peer`: runs what was asked for, in that order, under `interruptible`.
 func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Void) async throws
     -> (churn: [ChurnResult]?, peer: PeerResult?)
 {
-    let work = Task {
+    try await interruptible(log: log) {
         var churn: [ChurnResult]?
         var peer: PeerResult?
         if options.churn.churn {
@@ -28,6 +23,18 @@ func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Vo
         }
         return (churn, peer)
     }
+}
+
+/// Runs `work` so that SIGINT and SIGTERM cancel it instead of killing the harness.
+///
+/// The churn, peer and scale runs own processes (the control plane, socat bridges, the proxies) and
+/// namespaces for minutes: cancelled, every run stops what it started on its way out. A second signal exits
+/// at once. (A plain C handler rather than a Dispatch signal source: the latter needs the signal ignored, and
+/// an ignored signal stays ignored in every child we exec.)
+func interruptible<T: Sendable>(
+    log: @escaping @Sendable (String) -> Void, _ work: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let task = Task { try await work() }
     let handler: @convention(c) (Int32) -> Void = { _ in
         if interrupted != 0 { _exit(130) }
         interrupted = 1
@@ -38,7 +45,7 @@ func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Vo
         while !Task.isCancelled {
             if interrupted != 0 {
                 log("interrupted: stopping and cleaning up (again to exit at once)")
-                work.cancel()
+                task.cancel()
                 return
             }
             try? await Task.sleep(for: .milliseconds(100))
@@ -49,5 +56,5 @@ func runChurnAndPeer(_ options: Options, log: @escaping @Sendable (String) -> Vo
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
     }
-    return try await work.value
+    return try await task.value
 }

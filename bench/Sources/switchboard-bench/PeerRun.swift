@@ -6,12 +6,8 @@ import SwitchboardTesting
 /// kube-proxy v1.20.2 (iptables mode) and `switchboard run`, each in its own node namespace, against one real
 /// API server: the initial Services are created through the API, each proxy is started in turn and timed
 /// until all of them are in its kernel (cold), then new Services are created at the churn rate with both
-/// proxies running and each proxy's kernel is polled until the new cluster IP shows up.
-///
-/// kube-proxy never touches the host: it runs under `ip netns exec`, with `--conntrack-max-per-core 0` (no
-/// write to the global conntrack hash size in /sys/module), both conntrack timeouts 0 (left as they are),
-/// `--oom-score-adj 0`, and a `modprobe` that refuses (it tries to load IPVS modules even in iptables mode).
-/// The sysctls it does write (`route_localnet`) are per namespace.
+/// proxies running and each proxy's kernel is polled until the new cluster IP shows up. Both command lines
+/// are `ProxyLaunch`'s.
 struct PeerRun {
     var options: Options
     var log: @Sendable (String) -> Void
@@ -54,48 +50,14 @@ struct PeerRun {
             let result = try await run(plane, switchboard: switchboard, sb: sbNS.name, kp: kpNS.name) {
                 processes.append($0)
             }
-            // What the proxies complained about (klog's E/W lines, switchboard's warnings), for the reader.
-            for p in processes {
-                let lines = p.output().stderr.split(separator: "\n").filter {
-                    $0.hasPrefix("E") || $0.hasPrefix("W") || $0.contains("warning") || $0.contains("error")
-                }
-                for line in lines.prefix(8) { log("  \(Self.label(p)): \(line.prefix(300))") }
-            }
+            for p in processes { ProxyLaunch.logComplaints(of: p, log: log) }
             await cleanup()
             return result
         } catch {
-            for p in processes {
-                let tail = p.output().stderr.split(separator: "\n").suffix(15).joined(separator: "\n")
-                log("  \(Self.label(p)) stderr (last lines):\n\(tail)")
-            }
+            for p in processes { ProxyLaunch.logTail(of: p, log: log) }
             await cleanup()
             throw error
         }
-    }
-
-    /// `kubeproxy_sync_proxy_rules_duration_seconds` `_count` and `_sum` from the proxy's /metrics in its
-    /// namespace (both serve it on 127.0.0.1:10249), or nil.
-    static func syncMetrics(in namespace: String) async -> (count: Int, meanMs: Double)? {
-        guard let r = try? await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: namespace),
-            r.succeeded
-        else { return nil }
-        var count: Double?
-        var sum: Double?
-        for line in r.stdout.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let value = Double(parts[1]) else { continue }
-            // Unlabelled series only (switchboard's has no labels; kube-proxy 1.20's neither).
-            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_count" { count = value }
-            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_sum" { sum = value }
-        }
-        guard let count, let sum, count > 0 else { return nil }
-        return (Int(count), sum / count * 1000)
-    }
-
-    /// `switchboard` or `kube-proxy`: the program behind `ip netns exec NS [env PATH=...]`.
-    static func label(_ process: BackgroundProcess) -> String {
-        let program = process.command.dropFirst(4).first { $0 != "env" && !$0.contains("=") } ?? "?"
-        return URL(fileURLWithPath: program).lastPathComponent
     }
 
     private func run(
@@ -113,51 +75,21 @@ struct PeerRun {
 
         let minSync = churn.minSyncPeriod.goText
         let syncPeriod = churn.syncPeriod.goText
-        let cidr = SyntheticCluster.nodeContext.clusterCIDRs.map(\.description).joined(separator: ",")
-        // Every Service here, initial or new, has E endpoints, so its port lands in the one Maglev-size set for E
-        // (or in `no-endpoint-services` for E = 0). Listing that one set is exact and cheap (0.02 s at 1k
-        // Services, 0.2 s at 10k); `nft get element` per Service is not: it loads the whole table first,
-        // `backends` included (127 slots per Service): 2 s a call at 1k, 80 s at 10k.
-        let servicePortSet = options.endpointsPerService > 0
-            ? RulesetNames.serviceVIPs(MaglevTable.size(forBackendCount: options.endpointsPerService))
-            : RulesetNames.noEndpointServices
         let pollers = [
-            KernelPoller(name: "switchboard", namespace: sb,
-                         command: ["nft", "list", "set", "ip", "switchboard", servicePortSet],
-                         parse: KernelPoller.nftServiceIPs),
-            KernelPoller(name: "kube-proxy", namespace: kp, command: ["iptables", "-w", "5", "-t", "nat", "-S", "KUBE-SERVICES"],
-                         parse: KernelPoller.iptablesServiceIPs),
+            KernelPoller.switchboard(in: sb, endpointsPerService: options.endpointsPerService),
+            KernelPoller.kubeProxy(in: kp),
         ]
 
         // Cold: one proxy at a time, so that neither's start competes with the other's.
-        let sbVersion = (try? await Shell.run([switchboard, "version"]).stdout)?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        let sbVersion = await ProxyLaunch.version([switchboard, "version"])
         let sbStart = ContinuousClock.now
-        adopt(try Shell.start([
-            switchboard, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", SyntheticCluster.nodeName,
-            "--cluster-cidr", cidr, "--min-sync-period", minSync, "--sync-period", syncPeriod,
-            "--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "--v", "0",
-        ], in: sb))
+        adopt(try Shell.start(ProxyLaunch.switchboard(switchboard, plane: plane, churn: churn), in: sb))
         let sbCold = try await pollers[0].untilAll(initialIPs, since: sbStart, log: log)
 
-        let fakeBin = plane.directory.appendingPathComponent("no-modprobe")
-        try FileManager.default.createDirectory(at: fakeBin, withIntermediateDirectories: true)
-        let modprobe = fakeBin.appendingPathComponent("modprobe")
-        try "#!/bin/sh\n# switchboard-bench: kube-proxy must not load kernel modules on a shared machine\nexit 1\n"
-            .write(to: modprobe, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: modprobe.path)
-        let path = fakeBin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin")
-        let kpVersion = (try? await Shell.run([plane.kubeProxyBinary, "--version"]).stdout)?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        let kubeProxy = try ProxyLaunch.kubeProxy(plane: plane, churn: churn)
+        let kpVersion = await ProxyLaunch.version([plane.kubeProxyBinary, "--version"])
         let kpStart = ContinuousClock.now
-        adopt(try Shell.start([
-            "env", "PATH=\(path)", plane.kubeProxyBinary, "--proxy-mode", "iptables",
-            "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", SyntheticCluster.nodeName,
-            "--cluster-cidr", cidr, "--iptables-min-sync-period", minSync, "--iptables-sync-period", syncPeriod,
-            "--conntrack-max-per-core", "0", "--conntrack-tcp-timeout-established", "0",
-            "--conntrack-tcp-timeout-close-wait", "0", "--oom-score-adj", "0", "--bind-address", "127.0.0.1",
-            "--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "--v", "0",
-        ], in: kp))
+        adopt(try Shell.start(kubeProxy, in: kp))
         let kpCold = try await pollers[1].untilAll(initialIPs, since: kpStart, log: log)
 
         // Churn: new Services at the rate, both proxies running, both kernels polled all along.
@@ -200,8 +132,8 @@ struct PeerRun {
             for try await p in group { polls.append(p) }
             _ = polls
         }
-        let sbSyncs = await Self.syncMetrics(in: sb)
-        let kpSyncs = await Self.syncMetrics(in: kp)
+        let sbSyncs = await ProxyLaunch.syncMetrics(in: sb)
+        let kpSyncs = await ProxyLaunch.syncMetrics(in: kp)
         let sbLatency = watch.latencies("switchboard")
         let kpLatency = watch.latencies("kube-proxy")
         func proxy(
@@ -302,10 +234,36 @@ final class KernelPoller: @unchecked Sendable {
 
     func pollTimes() -> [Double] { lock.withLock { times } }
 
-    /// Polls until every one of `ips` is there; returns ms since `since`. Gives up after 30 minutes.
-    func untilAll(_ ips: Set<String>, since: ContinuousClock.Instant, log: (String) -> Void) async throws -> Double {
+    /// Switchboard's Services with E endpoints, in `namespace`. Each such Service's port lands in the one
+    /// Maglev-size set for E (or in `no-endpoint-services` for E = 0). Listing that one set is exact and cheap
+    /// (0.02 s at 1k Services, 0.2 s at 10k); `nft get element` per Service is not: it loads the whole table
+    /// first, `backends` included (127 slots per Service): 2 s a call at 1k, 80 s at 10k.
+    static func switchboard(in namespace: String, endpointsPerService: Int) -> KernelPoller {
+        let servicePortSet = endpointsPerService > 0
+            ? RulesetNames.serviceVIPs(MaglevTable.size(forBackendCount: endpointsPerService))
+            : RulesetNames.noEndpointServices
+        return KernelPoller(
+            name: "switchboard", namespace: namespace,
+            command: ["nft", "list", "set", "ip", "switchboard", servicePortSet], parse: nftServiceIPs)
+    }
+
+    /// kube-proxy's (iptables mode) Services in `namespace`: the `KUBE-SERVICES` jumps to a `KUBE-SVC-` chain.
+    static func kubeProxy(in namespace: String) -> KernelPoller {
+        KernelPoller(
+            name: "kube-proxy", namespace: namespace,
+            command: ["iptables", "-w", "5", "-t", "nat", "-S", "KUBE-SERVICES"], parse: iptablesServiceIPs)
+    }
+
+    /// Polls until every one of `ips` is there; returns ms since `since`. Gives up after 30 minutes, or as soon
+    /// as `process` (the proxy, when given) has exited.
+    func untilAll(
+        _ ips: Set<String>, since: ContinuousClock.Instant, process: BackgroundProcess? = nil, log: (String) -> Void
+    ) async throws -> Double {
         var lastLog = ContinuousClock.now
         while ContinuousClock.now - since < .seconds(1800) {
+            if let status = process?.exitStatus {
+                throw PeerRun.Failure(description: "\(name) exited (\(status)) before programming every Service")
+            }
             let (found, at) = try await poll()
             let missing = ips.subtracting(found).count
             if missing == 0 {

@@ -1,7 +1,7 @@
 import BenchKit
 import Foundation
 
-/// Memory figures from procfs: this process's resident set and its peak, and the kernel's slab totals.
+/// Memory figures from procfs: a process's resident set and its peak, and the kernel's slab totals.
 enum ProcessMemory {
     /// Resets this process's peak resident set (`VmHWM`) to the current one (Linux ≥ 4.0: writing 5 to
     /// `clear_refs`), so the next `peakRSS` covers only what happens after this call. False if refused.
@@ -13,6 +13,8 @@ enum ProcessMemory {
     }
 
     static var status: [String: Int] { fields("/proc/self/status") }
+    /// Another process's (`VmRSS`, `VmHWM`, ...): empty once it has gone.
+    static func status(of pid: Int32) -> [String: Int] { fields("/proc/\(pid)/status") }
     static var meminfo: [String: Int] { fields("/proc/meminfo") }
 
     private static func fields(_ path: String) -> [String: Int] {

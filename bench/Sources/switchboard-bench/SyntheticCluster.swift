@@ -112,16 +112,27 @@ struct SyntheticCluster {
     /// Adds the Service the data-plane measurement connects to: a ClusterIP outside the synthetic range whose
     /// endpoints are real, listening pods. Not among `live`, so random changes never touch it.
     mutating func addProbeService(clusterIP: IPAddress, port: Int, targetPort: Int, endpoints: [IPAddress]) {
-        let name = "probe"
-        state.upsert(.service(Service(
-            ref: ObjectRef(namespace: Self.namespace, name: name), type: .clusterIP, clusterIPs: [clusterIP],
-            ports: [ServicePort(protocol: .tcp, port: port, targetPort: .number(targetPort))]
-        )))
-        state.upsert(.endpointSlice(EndpointSlice(
-            ref: ObjectRef(namespace: Self.namespace, name: "\(name)-bench"), serviceName: name,
-            ports: [EndpointPort(protocol: .tcp, port: targetPort)],
-            endpoints: endpoints.map { Endpoint(addresses: [$0], ready: true, nodeName: Self.nodeName) }
-        )))
+        let objects = Self.podService(
+            name: "probe", clusterIP: clusterIP, port: port, targetPort: targetPort, endpoints: endpoints)
+        for object in objects { state.upsert(object) }
+    }
+
+    /// A ClusterIP Service with one TCP port whose EndpointSlice lists `endpoints` (real pods) on this node:
+    /// the Service and its slice.
+    static func podService(
+        name: String, clusterIP: IPAddress, port: Int, targetPort: Int, endpoints: [IPAddress]
+    ) -> [KubeObject] {
+        [
+            .service(Service(
+                ref: ObjectRef(namespace: namespace, name: name), type: .clusterIP, clusterIPs: [clusterIP],
+                ports: [ServicePort(protocol: .tcp, port: port, targetPort: .number(targetPort))]
+            )),
+            .endpointSlice(EndpointSlice(
+                ref: ObjectRef(namespace: namespace, name: "\(name)-bench"), serviceName: name,
+                ports: [EndpointPort(protocol: .tcp, port: targetPort)],
+                endpoints: endpoints.map { Endpoint(addresses: [$0], ready: true, nodeName: nodeName) }
+            )),
+        ]
     }
 }
 

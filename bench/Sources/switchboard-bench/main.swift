@@ -51,9 +51,14 @@ let bench = Bench(options: options, log: progress)
 let dataPlane = DataPlaneBench(options: options, log: progress)
 let runStart = ContinuousClock.now
 do {
-    if options.churn.selected {
+    switch options.mode {
+    case .scale:
+        results.scale = try await interruptible(log: progress) {  // ChurnMain.swift
+            try await ScaleRun(options: options, log: progress).run()
+        }
+    case .churnAndPeer:
         (results.churn, results.peer) = try await runChurnAndPeer(options, log: progress)  // ChurnMain.swift
-    } else {
+    case .sizes:
         for (i, size) in options.sizes.enumerated() {
             let elapsed = durationText((ContinuousClock.now - runStart).milliseconds / 1000)
             progress("size \(size) Services x \(options.endpointsPerService) endpoints "
@@ -80,9 +85,16 @@ do {
     try (encoder.encode(results) + Data("\n".utf8)).write(to: json)
     var written = [json.path, md.path]
     let markdown: String
-    if options.churn.selected {
+    switch options.mode {
+    case .scale:
+        markdown = results.scaleMarkdown
+        let svg = directory.appendingPathComponent("\(options.resultBaseName).svg")
+        let chart = stackedSVG(results.scaleCharts(), title: "switchboard-bench: scale through the API server")
+        try Data(chart.utf8).write(to: svg)
+        written.append(svg.path)
+    case .churnAndPeer:
         markdown = results.churnMarkdown
-    } else {
+    case .sizes:
         markdown = results.markdown
         // Charts are over cluster size; a churn or peer run has one size and no chart.
         let svg = directory.appendingPathComponent("\(options.resultBaseName).svg")

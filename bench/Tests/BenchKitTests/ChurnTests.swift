@@ -40,8 +40,9 @@ struct ChurnTests {
         #expect(try Options.parse(arguments).resultBaseName == name)
     }
 
+    // `--apiserver` alone is the scale run now (ScaleTests).
     @Test(arguments: [
-        ["--apiserver"], ["--churn", "--churn-rate", "0"], ["--churn", "--min-sync-period", "1"],
+        ["--churn", "--churn-rate", "0"], ["--churn", "--min-sync-period", "1"],
         ["--churn", "--min-sync-period", "2s", "--sync-period", "1s"], ["--churn", "--sync-period", "0"],
         ["--peer", "--k8s-up"],
     ])

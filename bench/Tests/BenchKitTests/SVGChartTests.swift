@@ -114,6 +114,37 @@ struct SVGChartTests {
         #expect(tickLabel(value) == text)
     }
 
+    /// `svg()` is now a document around `body()`; the document must be as it was.
+    @Test func singleChartDocumentShape() throws {
+        let svg = LineChart(title: "t <1>", xLabel: "x", yLabel: "y", series: series).svg()
+        #expect(svg.hasPrefix("""
+            <?xml version="1.0" encoding="UTF-8"?>
+            <svg xmlns="http://www.w3.org/2000/svg" width="760" height="460" viewBox="0 0 760 460" \
+            font-family="sans-serif" font-size="12">
+            <title>t &lt;1&gt;</title>
+            <rect width="760" height="460" fill="white"/>
+
+            """))
+        #expect(svg.hasSuffix("</g>\n</svg>\n"))
+    }
+
+    @Test func stackedChartsShareOneDocument() throws {
+        let top = LineChart(title: "memory", xLabel: "Services", yLabel: "MiB", series: series, height: 400)
+        let bottom = LineChart(
+            title: "time", xLabel: "Services", yLabel: "s", series: [series[0]], width: 600, height: 300)
+        let svg = stackedSVG([top, bottom], title: "both & more")
+        let doc = try SVGInspector.inspect(svg)
+        #expect(doc.elements["svg"] == 1 && doc.elements["title"] == 1)
+        #expect(doc.elements["polyline"] == series.count + 1)
+        #expect(doc.classes.filter { $0 == "panel" }.count == 2)
+        for label in ["memory", "time", "MiB", "s"] { #expect(doc.texts.contains(label)) }
+        // As wide as the widest, as high as both; the second panel starts below the first.
+        #expect(svg.contains("width=\"760\" height=\"700\" viewBox=\"0 0 760 700\""))
+        #expect(svg.contains("<g class=\"panel\" transform=\"translate(0 400)\">"))
+        #expect(svg.contains("<title>both &amp; more</title>"))
+        #expect(stackedSVG([top, bottom], title: "both & more") == svg)
+    }
+
     @Test func escaping() {
         #expect(escapeXML("a<b>&\"c\"'") == "a&lt;b&gt;&amp;&quot;c&quot;&apos;")
     }
