@@ -13,9 +13,18 @@ public protocol NFTablesBackend: Sendable {
     /// One table's chains with their rules and its sets without their elements; nil if it does not exist.
     /// Cheap whatever the sets hold.
     func readDeclarations(_ table: TableID) async throws -> Table?
+    /// See the extension: bulk element writes.
+    func applyElements(_ transaction: Transaction, declarations: [TableID: [String: NFTSet]]) async throws
 }
 
 extension NFTablesBackend {
+    /// Applies a batch that only adds elements, with the declarations of the sets it names (by the names
+    /// in its commands), atomically. The default is `apply`; the kernel backend writes such batches one
+    /// level down, as netlink messages, when it can encode every set's elements.
+    public func applyElements(_ transaction: Transaction, declarations: [TableID: [String: NFTSet]]) async throws {
+        try await apply(transaction)
+    }
+
     /// Reads the whole table and drops the elements (fine for an in-memory backend).
     public func readDeclarations(_ table: TableID) async throws -> Table? {
         guard var held = try await read([table])[table] else { return nil }
