@@ -30,6 +30,8 @@ let package = Package(
             name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack",
             providers: [.apt(["libnetfilter-conntrack-dev"])]),
         .systemLibrary(name: "CIPSet", pkgConfig: "libipset", providers: [.apt(["libipset-dev"])]),
+        // libnftnl + libmnl: set elements written as nf_tables netlink batches (NetlinkSetElements).
+        .systemLibrary(name: "CNFTNL", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
         // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
         .target(name: "NFTModel"),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
@@ -60,11 +62,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The kernel: libnftables, libnetfilter_conntrack and libipset in-process. SwitchboardCore (pure)
-        // for the conntrack filters' addresses.
+        // The kernel: libnftables, libnftnl, libnetfilter_conntrack and libipset in-process. SwitchboardCore
+        // (pure) for the conntrack filters' addresses.
         .target(
             name: "Netfilter",
-            dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNetfilterConntrack", "CIPSet"]),
+            dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
         .executableTarget(
