@@ -3,6 +3,8 @@
 /* libnftnl and libmnl: nf_tables netlink messages, for bulk set element writes (NetlinkSetElements). */
 #include <stdint.h>
 #include <sys/socket.h>
+/* glibc first: <linux/libc-compat.h> then leaves out the uapi copies of in_addr, sockaddr_in6, ... */
+#include <netinet/in.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
