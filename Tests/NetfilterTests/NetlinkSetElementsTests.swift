@@ -193,6 +193,51 @@ import Glibc
         }
     }
 
+    /// The data path: `backends` written through netlink, the rest of the compiled ruleset through libnftables;
+    /// every connection to the cluster IP reaches a backend. The kernel's jhash picks the slot in host byte
+    /// order, so a slot encoded in any other order would miss the map and the connections would fail.
+    @Test func connectionsReachBackendsThroughNetlinkWrittenSlots() async throws {
+        if let reason = Skip.privilegedTestsUnavailableReason {
+            try Test.cancel("needs root, ip netns and python3: \(reason)")
+        }
+        let names = ["b1", "b2", "b3"]
+        var builder = Topology.Builder().node("n1").client("c1", attachedTo: "n1")
+        for name in names { builder = builder.backend(name, on: "n1") }
+        try await withTopology(builder) { net in
+            for name in names { try await net.startServer(on: name, proto: .tcp, port: 8080) }
+            let context = NodeContext(nodeName: "n1", clusterCIDRs: [CIDR("10.244.0.0/16")!])
+            let web = ObjectRef(namespace: "default", name: "web")
+            let state = ClusterState([
+                .service(Service(
+                    ref: web, clusterIPs: [IPAddress("10.96.0.80")!],
+                    ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])),
+                .endpointSlice(EndpointSlice(
+                    ref: ObjectRef(namespace: "default", name: "web-1"), serviceName: "web",
+                    ports: [EndpointPort(name: "http", port: 8080)],
+                    endpoints: names.map { Endpoint(addresses: [IPAddress(net.backend($0).ipv4)!], ready: true) })),
+            ])
+            var desired = compile(state, for: context).ruleset
+            let table = context.tableID(.v4)
+            let backends = try #require(desired[table]?.sets[RulesetNames.backends])
+            var slots: [Command.Element] = []
+            backends.elements.forEachSorted { key, data in slots.append(Command.Element(key: key, data: data)) }
+            #expect(slots.count == MaglevTable.size(forBackendCount: names.count))
+            desired[table]!.sets[RulesetNames.backends]!.elements = [:]
+
+            let namespace = net.node("n1").namespace
+            let kernel = try KernelNFTables(networkNamespace: namespace)
+            try await kernel.apply(desired.transaction(from: .empty))
+            try await NetlinkSetElements(networkNamespace: namespace).add([(table, backends.declarationOnly, slots)])
+            #expect(try await kernel.readSet(table, RulesetNames.backends) == backends)
+
+            let results = try await net.requests(
+                from: "c1", to: "10.96.0.80", port: 80, proto: .tcp, sourcePorts: (0..<20).map { 41000 + $0 })
+            let replies = results.compactMap(\.reply).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            #expect(replies.count == results.count, "\(results)")
+            #expect(Set(replies).count >= 2 && Set(replies).isSubset(of: names), "\(replies)")
+        }
+    }
+
     @Test func refusesDeclarationsItCannotEncode() async throws {
         try skipUnlessScratchNamespaces()
         try await Self.withSkeleton(purpose: "nl-refuse") { ns, kernel in
