@@ -22,6 +22,20 @@ enum NetworkNamespace {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failure(.system(.namespaceUnavailable, code: errno, "open \(path)")) }
         defer { close(fd) }
+        return enter(descriptor: fd, path)
+    }
+
+    /// A descriptor of the calling thread's own network namespace, to come back to after `enter`.
+    static func current() -> Result<Int32, NetfilterError> {
+        let fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            return .failure(.system(.namespaceUnavailable, code: errno, "open /proc/thread-self/ns/net"))
+        }
+        return .success(fd)
+    }
+
+    /// Moves the calling thread (only) into the namespace `fd` refers to; `what` names it in errors.
+    static func enter(descriptor fd: Int32, _ what: String) -> Result<Void, NetfilterError> {
         // `setns(2)` is declared only under `_GNU_SOURCE`, which Swift's Glibc module does not define, so
         // it is looked up in libc at run time.
         typealias SetNamespace = @convention(c) (Int32, Int32) -> Int32
@@ -30,7 +44,7 @@ enum NetworkNamespace {
         }
         let cloneNewNet: Int32 = 0x4000_0000  // <sched.h>
         guard unsafeBitCast(symbol, to: SetNamespace.self)(fd, cloneNewNet) == 0 else {
-            return .failure(.system(.namespaceUnavailable, code: errno, "setns \(path)"))
+            return .failure(.system(.namespaceUnavailable, code: errno, "setns \(what)"))
         }
         return .success(())
     }

@@ -100,8 +100,31 @@ private final class Connection {
     /// Enters the namespace (on the calling thread only) and opens and binds the socket, with extended ACKs
     /// (the kernel points at the element it refused) capped to their headers (an error does not echo the
     /// whole message back).
+    ///
+    /// A netlink socket belongs to the namespace it was opened in for good, and this one is the only thing
+    /// opened here, so the thread goes back to its own namespace right after. A thread that another thread
+    /// starts is in that thread's namespace, and resuming a task's continuation from this thread can make
+    /// libdispatch start a new thread of Swift's cooperative pool from it: a pool thread left in a scratch
+    /// namespace would run later tasks there (seen in `namespacesStayIsolated` as threads named
+    /// `oot.default-qos` in the test's namespaces).
     static func open(networkNamespace: String?) -> Result<Connection, NetfilterError> {
-        if let name = networkNamespace, case .failure(let error) = NetworkNamespace.enter(name) { return .failure(error) }
+        var home: Int32 = -1
+        if let name = networkNamespace {
+            switch NetworkNamespace.current() {
+            case .success(let fd): home = fd
+            case .failure(let error): return .failure(error)
+            }
+            if case .failure(let error) = NetworkNamespace.enter(name) {
+                Glibc.close(home)
+                return .failure(error)
+            }
+        }
+        defer {
+            if home >= 0 {
+                _ = NetworkNamespace.enter(descriptor: home, "back to the worker's own namespace")
+                Glibc.close(home)
+            }
+        }
         guard let socket = mnl_socket_open(NETLINK_NETFILTER) else {
             return .failure(.system(.contextUnavailable, code: errno, "netlink socket (NETLINK_NETFILTER)"))
         }

@@ -101,6 +101,12 @@ import Glibc
                 let netlink = try NetlinkSetElements(networkNamespace: ns.name)
                 #expect(netlink.networkNamespace == ns.name)
                 try await netlink.add(groups)
+                // The socket is in the namespace; the worker thread went back to the process's namespace.
+                let inode = try namespaceInode("/var/run/netns/" + ns.name)
+                let worker = String("nl-\(ns.name)".prefix(15))
+                let threads = try threadNamespaces()
+                #expect(threads.contains { $0.name == worker })
+                #expect(!threads.contains { $0.name == worker && $0.namespace == inode })
 
                 let tables: Set<TableID> = [Self.v4, Self.v6]
                 let expected = try await viaText.read(tables)
