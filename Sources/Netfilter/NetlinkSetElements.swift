@@ -140,7 +140,8 @@ private final class Connection {
         }
         guard let element = nftnl_set_elem_alloc() else {
             mnl_socket_close(socket)
-            return .failure(NetfilterError(kind: .contextUnavailable, code: ENOMEM, message: "nftnl_set_elem_alloc failed"))
+            return .failure(
+                NetfilterError(kind: .contextUnavailable, code: ENOMEM, message: "nftnl_set_elem_alloc failed"))
         }
         return .success(Connection(socket: socket, element: element))
     }
@@ -173,14 +174,18 @@ private final class Connection {
         var layouts: [SetElementLayout] = []
         for group in groups {
             guard let layout = SetElementLayout(group.set) else {
-                return .failure(NetfilterError(
-                    kind: .invalidRequest, code: EINVAL,
-                    message: "\(group.set.keyword) \(group.table) \(group.set.name) cannot be written through netlink "
-                        + "(interval or timeout flags, verdict data, or a type other than ipv4_addr, ipv6_addr, "
-                        + "inet_proto, inet_service, mark, integer)"))
+                return .failure(
+                    NetfilterError(
+                        kind: .invalidRequest, code: EINVAL,
+                        message:
+                            "\(group.set.keyword) \(group.table) \(group.set.name) cannot be written through netlink "
+                            + "(interval or timeout flags, verdict data, or a type other than ipv4_addr, ipv6_addr, "
+                            + "inet_proto, inet_service, mark, integer)"))
             }
-            for name in [group.table.name, group.set.name] where name.isEmpty || name.utf8.count > 255 || name.utf8.contains(0) {
-                return .failure(NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid name \"\(name)\""))
+            for name in [group.table.name, group.set.name]
+            where name.isEmpty || name.utf8.count > 255 || name.utf8.contains(0) {
+                return .failure(
+                    NetfilterError(kind: .invalidRequest, code: EINVAL, message: "invalid name \"\(name)\""))
             }
             layouts.append(layout)
         }
@@ -215,9 +220,10 @@ private final class Connection {
             return .failure(error(for: failure, first: first, messages: messages, groups: groups))
         }
         guard replies.acknowledged == messages.count else {
-            return .failure(NetfilterError(
-                kind: .commandFailed, code: EIO,
-                message: "the kernel acknowledged \(replies.acknowledged) of \(messages.count) netlink messages"))
+            return .failure(
+                NetfilterError(
+                    kind: .commandFailed, code: EIO,
+                    message: "the kernel acknowledged \(replies.acknowledged) of \(messages.count) netlink messages"))
         }
         return .success(())
     }
@@ -235,7 +241,8 @@ private final class Connection {
         let commentBytes = scratch + 128
         let keyLength = layout.key.length
         let dataLength = layout.data?.length ?? 0
-        let fixedSize = Self.attributeSize(Self.attributeSize(Self.attributeSize(keyLength)))
+        let fixedSize =
+            Self.attributeSize(Self.attributeSize(Self.attributeSize(keyLength)))
             + (layout.data == nil ? 0 : Self.attributeSize(Self.attributeSize(dataLength)))
         var hasComment = false
         nftnl_set_elem_unset(element, UInt16(NFTNL_SET_ELEM_USERDATA))
@@ -267,15 +274,18 @@ private final class Connection {
             // A comment is nft's element user data: one TLV, type NFTNL_UDATA_SET_ELEM_COMMENT, NUL-terminated.
             let userDataLength = commentLength < 0 ? 0 : 2 + commentLength + 1
             let size = Self.attributeSize(fixedSize + (userDataLength == 0 ? 0 : Self.attributeSize(userDataLength)))
-            if nlh != nil && (inMessage == Self.messageElementLimit || bytesInMessage + size > Self.messageElementBytes) {
+            if nlh != nil && (inMessage == Self.messageElementLimit || bytesInMessage + size > Self.messageElementBytes)
+            {
                 finishMessage()
             }
             if nlh == nil {
                 batch.reserve(Self.messageCapacity)
                 let sequence = firstSequence &+ UInt32(messages.count) &+ 1
                 messages.append(Message(group: index, firstElement: position, count: 0, offset: batch.count))
-                let header = nftnl_nlmsg_build_hdr(
-                    batch.tail, UInt16(NFT_MSG_NEWSETELEM.rawValue), family, UInt16(NLM_F_CREATE | NLM_F_ACK), sequence)!
+                // NLM_F_CREATE without NLM_F_EXCL, as `add element`: an element that exists with the same data is
+                // no error.
+                let (type, flags) = (UInt16(NFT_MSG_NEWSETELEM.rawValue), UInt16(NLM_F_CREATE | NLM_F_ACK))
+                let header = nftnl_nlmsg_build_hdr(batch.tail, type, family, flags, sequence)!
                 mnl_attr_put_strz(header, UInt16(NFTA_SET_ELEM_LIST_TABLE.rawValue), group.table.name)
                 mnl_attr_put_strz(header, UInt16(NFTA_SET_ELEM_LIST_SET.rawValue), group.set.name)
                 nest = mnl_attr_nest_start(header, UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue))
@@ -290,9 +300,11 @@ private final class Connection {
             }
             if commentLength >= 0 {
                 guard let userData = nftnl_udata_buf_alloc(UInt32(NFT_USERDATA_MAXLEN)) else {
-                    return .failure(NetfilterError(kind: .commandFailed, code: ENOMEM, message: "nftnl_udata_buf_alloc failed"))
+                    return .failure(
+                        NetfilterError(kind: .commandFailed, code: ENOMEM, message: "nftnl_udata_buf_alloc failed"))
                 }
-                nftnl_udata_put(userData, UInt8(NFTNL_UDATA_SET_ELEM_COMMENT.rawValue), UInt32(commentLength + 1), commentBytes)
+                nftnl_udata_put(
+                    userData, UInt8(NFTNL_UDATA_SET_ELEM_COMMENT.rawValue), UInt32(commentLength + 1), commentBytes)
                 nftnl_set_elem_set(
                     element, UInt16(NFTNL_SET_ELEM_USERDATA), nftnl_udata_buf_data(userData),
                     nftnl_udata_buf_len(userData))
@@ -332,7 +344,8 @@ private final class Connection {
                 valueLength = start
                 commentLength = range.count
             }
-            return key.encode(base, count: valueLength, into: scratch) == ValueLayout.encoded ? commentLength : notEncoded
+            return key.encode(base, count: valueLength, into: scratch) == ValueLayout.encoded
+                ? commentLength : notEncoded
         }
         guard commentLength != notEncoded else { return notEncoded }
         var dataText = element.data
@@ -354,7 +367,8 @@ private final class Connection {
     ) -> NetfilterError {
         NetfilterError(
             kind: .invalidRequest, code: EINVAL,
-            message: "cannot encode element \"\(element.text)\" of \(group.set.keyword) \(group.table) \(group.set.name) "
+            message:
+                "cannot encode element \"\(element.text)\" of \(group.set.keyword) \(group.table) \(group.set.name) "
                 + "(\(layout.typeDescription)): \(explain(element, layout))",
             script: "add element \(group.table) \(group.set.name) { \(element.text) }")
     }
@@ -372,7 +386,8 @@ private final class Connection {
         }
         if case .failure(let error) = keyResult { return error.describe(types: layout.key.typeNames) }
         guard let dataLayout = layout.data else {
-            return element.data.isEmpty ? "does not fit the set's types" : ElementTextError.data(expected: false).describe(types: [])
+            return element.data.isEmpty
+                ? "does not fit the set's types" : ElementTextError.data(expected: false).describe(types: [])
         }
         if element.data.isEmpty { return ElementTextError.data(expected: true).describe(types: []) }
         var data = element.data
@@ -457,9 +472,11 @@ private final class Connection {
                     // Not expected (the batch is handled inside `sendto`), but do not report an outcome early.
                     var descriptorPoll = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
                     if poll(&descriptorPoll, 1, 30_000) == 0 {
-                        return .failure(NetfilterError(
-                            kind: .commandFailed, code: ETIMEDOUT,
-                            message: "no netlink acknowledgement after 30 s (\(replies.acknowledged) of \(expected))"))
+                        return .failure(
+                            NetfilterError(
+                                kind: .commandFailed, code: ETIMEDOUT,
+                                message:
+                                    "no netlink acknowledgement after 30 s (\(replies.acknowledged) of \(expected))"))
                     }
                     continue
                 }
@@ -522,10 +539,12 @@ private final class Connection {
         let target = "\(group.set.keyword) \(group.table) \(group.set.name)"
         let command: String
         if let offset = reply.offset, let position = elementPosition(in: message, at: offset) {
-            command = "add element \(group.table) \(group.set.name) { \(group.elements[message.firstElement + position].text) }"
+            let refused = group.elements[message.firstElement + position]
+            command = "add element \(group.table) \(group.set.name) { \(refused.text) }"
         } else {
             let range = message.firstElement..<(message.firstElement + message.count)
-            command = "add element \(group.table) \(group.set.name) { "
+            command =
+                "add element \(group.table) \(group.set.name) { "
                 + group.elements[range].prefix(3).map(\.text).joined(separator: ", ")
                 + (message.count > 3 ? ", … (\(message.count) elements)" : "") + " }"
         }

@@ -329,7 +329,9 @@ func checkComment(_ key: UnsafePointer<UInt8>, count: Int, start: Int) -> Range<
 }
 
 /// Splits a key into the value's length and the comment's byte range, if any (tests and messages).
-func splitComment(_ key: UnsafeBufferPointer<UInt8>) throws(ElementTextError) -> (valueLength: Int, comment: Range<Int>?) {
+func splitComment(
+    _ key: UnsafeBufferPointer<UInt8>
+) throws(ElementTextError) -> (valueLength: Int, comment: Range<Int>?) {
     guard let base = key.baseAddress else { return (0, nil) }
     let start = commentStart(base, count: key.count)
     if start < 0 {

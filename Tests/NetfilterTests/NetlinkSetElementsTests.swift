@@ -26,7 +26,9 @@ import Glibc
     static let protocols = ["tcp", "udp", "sctp"]
 
     /// `services` entry points of `slots` slots each: `vip . proto . port . slot : endpoint . port`.
-    static func backends(_ family: SwitchboardCore.IPFamily, services: Int, slots: Int, endpoints: Int = 7, base: Int = 0) -> [Command.Element] {
+    static func backends(
+        _ family: SwitchboardCore.IPFamily, services: Int, slots: Int, endpoints: Int = 7, base: Int = 0
+    ) -> [Command.Element] {
         var elements: [Command.Element] = []
         elements.reserveCapacity(services * slots)
         for s in base..<(base + services) {
@@ -55,24 +57,29 @@ import Glibc
         let n = RulesetNames.self
         let services = family == .v4 ? 40 : 10
         let comment = String(repeating: "c", count: 100)
+        func group(_ name: String, _ elements: [Command.Element]) -> NetlinkSetElements.Group {
+            (table, set(table, name), elements)
+        }
+        func element(_ key: String, _ data: String = "") -> Command.Element { Command.Element(key: key, data: data) }
+        let nodePorts = (0..<3).flatMap { p in
+            (0..<61).map { slot in
+                element("\(protocols[p]) . \(30000 + p) . \(slot)", "\(endpointAddress(family, slot % 4)) . 8080")
+            }
+        }
+        let vips = (0..<services).map { s in
+            element("\(address(family, service: s)) . \(protocols[s % 3]) . \(80 + s % 5) comment \"ns/svc-\(s):http\"")
+        }
+        let hairpins = (0..<20).map { e in element("\(endpointAddress(family, e)) . \(endpointAddress(family, e))") }
+        let longComments = (0..<1000).map { s in
+            element("\(address(family, service: 1000 + s)) . tcp . 443 comment \"\(comment)-\(s)\"")
+        }
         return [
-            (table, set(table, n.backends), backends(family, services: services, slots: 127)),
-            (table, set(table, n.nodePortBackends), (0..<3).flatMap { p in
-                (0..<61).map { slot in
-                    Command.Element(
-                        key: "\(protocols[p]) . \(30000 + p) . \(slot)", data: "\(endpointAddress(family, slot % 4)) . 8080")
-                }
-            }),
-            (table, set(table, n.serviceVIPs(127)), (0..<services).map { s in
-                Command.Element(key: "\(address(family, service: s)) . \(protocols[s % 3]) . \(80 + s % 5) comment \"ns/svc-\(s):http\"", data: "")
-            }),
-            (table, set(table, n.serviceVIPs(13)), (0..<1000).map { s in
-                Command.Element(key: "\(address(family, service: 1000 + s)) . tcp . 443 comment \"\(comment)-\(s)\"", data: "")
-            }),
-            (table, set(table, n.hairpin), (0..<20).map { e in
-                Command.Element(key: "\(endpointAddress(family, e)) . \(endpointAddress(family, e))", data: "")
-            }),
-            (table, set(table, n.clusterIPs), (0..<services).map { s in Command.Element(key: address(family, service: s), data: "") }),
+            group(n.backends, backends(family, services: services, slots: 127)),
+            group(n.nodePortBackends, nodePorts),
+            group(n.serviceVIPs(127), vips),
+            group(n.serviceVIPs(13), longComments),
+            group(n.hairpin, hairpins),
+            group(n.clusterIPs, (0..<services).map { element(address(family, service: $0)) }),
         ]
     }
 
@@ -169,7 +176,9 @@ import Glibc
             }
             #expect(clashing.isAlreadyExists)
             #expect(clashing.script == "add element \(Self.v4) backends { \(clash.text) }")
-            #expect(clashing.message == "Could not add elements to map ip switchboard backends: File exists\n\(clashing.script)")
+            #expect(
+                clashing.message
+                    == "Could not add elements to map ip switchboard backends: File exists\n\(clashing.script)")
 
             // Two different data for one new key inside the batch: also refused.
             var twin = many[10]
@@ -214,13 +223,15 @@ import Glibc
             let context = NodeContext(nodeName: "n1", clusterCIDRs: [CIDR("10.244.0.0/16")!])
             let web = ObjectRef(namespace: "default", name: "web")
             let state = ClusterState([
-                .service(Service(
-                    ref: web, clusterIPs: [IPAddress("10.96.0.80")!],
-                    ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])),
-                .endpointSlice(EndpointSlice(
-                    ref: ObjectRef(namespace: "default", name: "web-1"), serviceName: "web",
-                    ports: [EndpointPort(name: "http", port: 8080)],
-                    endpoints: names.map { Endpoint(addresses: [IPAddress(net.backend($0).ipv4)!], ready: true) })),
+                .service(
+                    Service(
+                        ref: web, clusterIPs: [IPAddress("10.96.0.80")!],
+                        ports: [ServicePort(name: "http", port: 80, targetPort: .number(8080))])),
+                .endpointSlice(
+                    EndpointSlice(
+                        ref: ObjectRef(namespace: "default", name: "web-1"), serviceName: "web",
+                        ports: [EndpointPort(name: "http", port: 8080)],
+                        endpoints: names.map { Endpoint(addresses: [IPAddress(net.backend($0).ipv4)!], ready: true) })),
             ])
             var desired = compile(state, for: context).ruleset
             let table = context.tableID(.v4)
@@ -252,7 +263,9 @@ import Glibc
             for name in [RulesetNames.podCIDRs, RulesetNames.affinityServices, RulesetNames.affinity] {
                 #expect(!NetlinkSetElements.canWrite(Self.set(Self.v4, name)))
                 let error = try await #require(throws: NetfilterError.self) {
-                    try await netlink.add([(Self.v4, Self.set(Self.v4, name), [Command.Element(key: "10.0.0.0/8", data: "")])])
+                    try await netlink.add([
+                        (Self.v4, Self.set(Self.v4, name), [Command.Element(key: "10.0.0.0/8", data: "")])
+                    ])
                 }
                 #expect(error.kind == .invalidRequest)
                 #expect(error.message.contains(name))
@@ -260,18 +273,24 @@ import Glibc
             let backends = Self.set(Self.v4, RulesetNames.backends)
             #expect(NetlinkSetElements.canWrite(backends))
             let noData = try await #require(throws: NetfilterError.self) {
-                try await netlink.add([(Self.v4, backends, [Command.Element(key: "10.96.0.1 . tcp . 80 . 1", data: "")])])
+                try await netlink.add([
+                    (Self.v4, backends, [Command.Element(key: "10.96.0.1 . tcp . 80 . 1", data: "")])
+                ])
             }
             #expect(noData.message.contains("a map element needs data"))
             let badData = try await #require(throws: NetfilterError.self) {
-                try await netlink.add([(Self.v4, backends, [Command.Element(key: "10.96.0.1 . tcp . 80 . 1", data: "10.244.1 . 80")])])
+                try await netlink.add([
+                    (Self.v4, backends, [Command.Element(key: "10.96.0.1 . tcp . 80 . 1", data: "10.244.1 . 80")])
+                ])
             }
-            #expect(badData.message == """
-                cannot encode element "10.96.0.1 . tcp . 80 . 1 : 10.244.1 . 80" of map ip switchboard backends \
-                (ipv4_addr . inet_proto . inet_service . integer : ipv4_addr . inet_service): \
-                data field 1 "10.244.1" is not a valid ipv4_addr
-                """)
-            #expect(badData.script == "add element ip switchboard backends { 10.96.0.1 . tcp . 80 . 1 : 10.244.1 . 80 }")
+            #expect(
+                badData.message == """
+                    cannot encode element "10.96.0.1 . tcp . 80 . 1 : 10.244.1 . 80" of map ip switchboard backends \
+                    (ipv4_addr . inet_proto . inet_service . integer : ipv4_addr . inet_service): \
+                    data field 1 "10.244.1" is not a valid ipv4_addr
+                    """)
+            #expect(
+                badData.script == "add element ip switchboard backends { 10.96.0.1 . tcp . 80 . 1 : 10.244.1 . 80 }")
             // Nothing to add sends nothing.
             try await netlink.add([])
             try await netlink.add([(Self.v4, backends, [])])

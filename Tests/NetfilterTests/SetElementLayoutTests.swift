@@ -23,22 +23,28 @@ import Testing
     static let vip = ["ipv4_addr", "inet_proto", "inet_service"]
 
     @Test func backendsKeyAndData() throws {
-        #expect(try Self.encode(Self.vip + ["integer"], "10.96.0.10 . tcp . 80 . 17")
-            == [10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0] + Self.host(17))
-        #expect(try Self.encode(["ipv4_addr", "inet_service"], "10.244.1.5 . 8080") == [10, 244, 1, 5, 0x1F, 0x90, 0, 0])
-        #expect(try Self.encode(["inet_proto", "inet_service", "integer"], "sctp . 30000 . 65520")
-            == [132, 0, 0, 0, 0x75, 0x30, 0, 0] + Self.host(65520))
-        #expect(try Self.encode(["ipv4_addr", "ipv4_addr"], "10.244.1.5 . 10.244.1.5") == [10, 244, 1, 5, 10, 244, 1, 5])
+        #expect(
+            try Self.encode(Self.vip + ["integer"], "10.96.0.10 . tcp . 80 . 17")
+                == [10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0] + Self.host(17))
+        #expect(
+            try Self.encode(["ipv4_addr", "inet_service"], "10.244.1.5 . 8080") == [10, 244, 1, 5, 0x1F, 0x90, 0, 0])
+        #expect(
+            try Self.encode(["inet_proto", "inet_service", "integer"], "sctp . 30000 . 65520")
+                == [132, 0, 0, 0, 0x75, 0x30, 0, 0] + Self.host(65520))
+        #expect(
+            try Self.encode(["ipv4_addr", "ipv4_addr"], "10.244.1.5 . 10.244.1.5") == [10, 244, 1, 5, 10, 244, 1, 5])
         #expect(try Self.encode(["mark"], "0x00004000") == Self.host(0x4000))
         #expect(try Self.encode(["inet_proto"], "17") == [17, 0, 0, 0])
     }
 
     @Test func ipv6() throws {
-        let key = try Self.encode(["ipv6_addr", "inet_proto", "inet_service", "integer"], "fd00:10:96::a . udp . 53 . 4092")
+        let key = try Self.encode(
+            ["ipv6_addr", "inet_proto", "inet_service", "integer"], "fd00:10:96::a . udp . 53 . 4092")
         #expect(key.count == 28)
         #expect(key.prefix(16) == [0xFD, 0, 0, 0x10, 0, 0x96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0A][...])
         #expect(Array(key.dropFirst(16)) == [17, 0, 0, 0, 0, 53, 0, 0] + Self.host(4092))
-        #expect(try Self.encode(["ipv6_addr", "inet_service"], "::1 . 443") == [UInt8](repeating: 0, count: 15) + [1, 1, 0xBB, 0, 0])
+        let loopback = [UInt8](repeating: 0, count: 15) + [1]
+        #expect(try Self.encode(["ipv6_addr", "inet_service"], "::1 . 443") == loopback + [1, 0xBB, 0, 0])
     }
 
     @Test(arguments: [
@@ -96,11 +102,12 @@ import Testing
         let table = try #require(ruleset[TableID(.ip, NodeContext.defaultTableName)])
         func hasLayout(_ set: NFTSet) -> Bool { SetElementLayout(set) != nil }
         let refused = table.sets.values.filter { !hasLayout($0) }.map(\.name).sorted()
-        #expect(refused == [
-            RulesetNames.affinity, RulesetNames.affinityNodePorts, RulesetNames.affinityServices,
-            RulesetNames.firewallAllow, RulesetNames.nodePortAddresses, RulesetNames.podCIDRs,
-        ].sorted())
-        for name in [RulesetNames.backends, RulesetNames.nodePortBackends, RulesetNames.hairpin, RulesetNames.serviceVIPs(13)] {
+        let ranges = [RulesetNames.firewallAllow, RulesetNames.nodePortAddresses, RulesetNames.podCIDRs]
+        let packetPath = [RulesetNames.affinity, RulesetNames.affinityNodePorts, RulesetNames.affinityServices]
+        #expect(refused == (ranges + packetPath).sorted())
+        for name in [
+            RulesetNames.backends, RulesetNames.nodePortBackends, RulesetNames.hairpin, RulesetNames.serviceVIPs(13),
+        ] {
             #expect(hasLayout(try #require(table.sets[name])))
         }
         #expect(hasLayout(NFTSet(name: "slots", keyType: .hashSlot, dataType: "ipv4_addr", size: 13)))
