@@ -49,7 +49,7 @@ public final class NetlinkSetElements: Sendable {
     /// Elements are the canonical text nft lists (`Command.Element(key: "10.96.0.10 . tcp . 80 . 17",
     /// data: "10.244.1.5 . 8080")`, data `""` for a set; a key may end in `comment "..."`), encoded per the
     /// group's declaration (`set.elements` is ignored). As `add element` does, an element that exists with the
-    /// same data is not an error; one with other data is (`EBUSY`).
+    /// same data is not an error; one with other data is (`EEXIST`, "File exists", as `nft add element` says).
     ///
     /// Throws `NetfilterError`: `.invalidRequest` (nothing sent) for a declaration `canWrite` refuses or an
     /// element whose text does not fit its types; `.commandFailed` with the kernel's errno for a rejected batch
