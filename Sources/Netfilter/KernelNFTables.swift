@@ -8,15 +8,38 @@ import Glibc
 /// tables back from the kernel's JSON listing.
 public struct KernelNFTables: NFTablesBackend {
     public let library: LibNFTables
+    /// Bulk element writes one level down (`applyElements`); nil: everything goes through libnftables.
+    public let netlink: NetlinkSetElements?
 
-    public init(library: LibNFTables) {
+    public init(library: LibNFTables, netlink: NetlinkSetElements? = nil) {
         self.library = library
+        self.netlink = netlink
     }
 
-    /// A backend with its own libnftables context, in `networkNamespace` (`/var/run/netns/<name>`) or,
-    /// when nil, in the process's own network namespace.
+    /// A backend with its own libnftables context and netlink socket, in `networkNamespace`
+    /// (`/var/run/netns/<name>`) or, when nil, in the process's own network namespace. Without the socket
+    /// (refused), element batches go through libnftables too.
     public init(networkNamespace: String? = nil) throws(NetfilterError) {
         self.library = try LibNFTables(networkNamespace: networkNamespace)
+        self.netlink = try? NetlinkSetElements(networkNamespace: networkNamespace)
+    }
+
+    /// A batch of `add element` commands as one nfnetlink batch written through libnftnl
+    /// (`NetlinkSetElements`), skipping libnftables' parser (~13 µs and ~2 KB of memory per element, against
+    /// ~1 µs): atomic all the same. A batch naming a set whose elements it cannot encode (interval sets,
+    /// verdict maps), or any other command, goes through `apply`.
+    public func applyElements(_ transaction: Transaction, declarations: [TableID: [String: NFTSet]]) async throws {
+        guard let netlink else { return try await apply(transaction) }
+        var groups: [NetlinkSetElements.Group] = []
+        for command in transaction.commands {
+            guard case .addElements(let id, let name, let elements) = command, let set = declarations[id]?[name],
+                NetlinkSetElements.canWrite(set)
+            else { return try await apply(transaction) }
+            var named = set
+            named.name = name
+            groups.append((table: id, set: named, elements: elements))
+        }
+        try await netlink.add(groups)
     }
 
     /// Submits `transaction.description`, the exact script `switchboard diff` shows, as one

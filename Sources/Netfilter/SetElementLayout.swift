@@ -75,6 +75,16 @@ struct ValueLayout: Hashable, Sendable {
 
         /// The bytes the field occupies, with its padding to a 32-bit register.
         var paddedLength: Int { self == .ipv6Address ? 16 : 4 }
+        /// The bytes of the type itself: the length of a key or data of this one type (not concatenated),
+        /// e.g. the canary's `inet_service` key is 2 bytes.
+        var length: Int {
+            switch self {
+            case .ipv4Address, .hostInteger: 4
+            case .ipv6Address: 16
+            case .inetProto: 1
+            case .inetService: 2
+            }
+        }
     }
 
     let fields: [Field]
@@ -92,7 +102,8 @@ struct ValueLayout: Hashable, Sendable {
             guard let field = Field(type: type) else { return nil }
             fields.append(field)
         }
-        let length = fields.reduce(0) { $0 + $1.paddedLength }
+        // Only a concatenation pads its fields to registers; a single type is its own length.
+        let length = fields.count == 1 ? fields[0].length : fields.reduce(0) { $0 + $1.paddedLength }
         guard !fields.isEmpty, fields.count <= 8, length <= 64 else { return nil }
         self.fields = fields
         self.typeNames = types

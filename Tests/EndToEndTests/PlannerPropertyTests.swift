@@ -243,7 +243,17 @@ private let fakeSeeds: [UInt64] = Array(0..<32)
             try await ScratchNamespace.with(purpose: "cold\(seed)") { ns in
                 let kernel = try KernelNFTables(networkNamespace: ns.name)
                 try await kernel.apply(c.rb.replacing(c.tableIDs))
-                for batch in coldStart(c, maxElements: 200) { try await kernel.apply(batch) }
+                // As the agent does: element-only batches through netlink (libnftnl) where it can encode them.
+                #expect(kernel.netlink != nil)
+                var declarations: [TableID: [String: NFTSet]] = [:]
+                for (id, table) in c.ra.tables { declarations[id] = table.sets.mapValues(\.declarationOnly) }
+                for batch in coldStart(c, maxElements: 200) {
+                    if batch.commands.allSatisfy({ if case .addElements = $0 { true } else { false } }) {
+                        try await kernel.applyElements(batch, declarations: declarations)
+                    } else {
+                        try await kernel.apply(batch)
+                    }
+                }
                 let held = try await kernel.read(c.tableIDs).withoutPacketPathElements()
                 #expect(held == c.ra, "\(c.summary)\n\(rulesetDiff(expected: c.ra, actual: held))")
                 #expect(c.ra.transaction(from: held).isEmpty)

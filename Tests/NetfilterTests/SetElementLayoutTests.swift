@@ -9,12 +9,13 @@ import Testing
 @Suite struct SetElementLayoutTests {
     static func encode(_ types: [String], _ text: String) throws -> [UInt8] {
         let layout = try #require(ValueLayout(types: types))
-        var bytes = [UInt8](repeating: 0xAA, count: layout.length)
+        // The encoder writes whole registers; the kernel gets `length` bytes of them.
+        var bytes = [UInt8](repeating: 0xAA, count: 64)
         var text = text
         try text.withUTF8 { utf8 in
             try bytes.withUnsafeMutableBytes { out in try layout.encode(utf8, into: out.baseAddress!) }
         }
-        return bytes
+        return Array(bytes.prefix(layout.length))
     }
 
     /// The slot's 4 bytes as the CPU stores a `UInt32`: what numgen and jhash leave in their register.
@@ -34,7 +35,10 @@ import Testing
         #expect(
             try Self.encode(["ipv4_addr", "ipv4_addr"], "10.244.1.5 . 10.244.1.5") == [10, 244, 1, 5, 10, 244, 1, 5])
         #expect(try Self.encode(["mark"], "0x00004000") == Self.host(0x4000))
-        #expect(try Self.encode(["inet_proto"], "17") == [17, 0, 0, 0])
+        // A single type is not padded: the canary's key is 2 bytes, a lone protocol 1.
+        #expect(try Self.encode(["inet_proto"], "17") == [17])
+        #expect(try Self.encode(["inet_service"], "1") == [0, 1])
+        #expect(try Self.encode(["ipv4_addr"], "10.96.0.1") == [10, 96, 0, 1])
     }
 
     @Test func ipv6() throws {
@@ -62,7 +66,7 @@ import Testing
     ])
     func rejectsText(types: [String], text: String, reason: String) throws {
         let layout = try #require(ValueLayout(types: types))
-        var bytes = [UInt8](repeating: 0, count: layout.length)
+        var bytes = [UInt8](repeating: 0, count: 64)
         var text = text
         let error = try #require(throws: ElementTextError.self) {
             try text.withUTF8 { utf8 in
