@@ -403,9 +403,9 @@ private final class Connection {
 
     static func familyNumber(_ family: Family) -> UInt16 {
         switch family {
-        case .ip: UInt16(NFPROTO_IPV4)
-        case .ip6: UInt16(NFPROTO_IPV6)
-        case .inet: UInt16(NFPROTO_INET)
+        case .ip: UInt16(SWITCHBOARD_NFPROTO_IPV4)
+        case .ip6: UInt16(SWITCHBOARD_NFPROTO_IPV6)
+        case .inet: UInt16(SWITCHBOARD_NFPROTO_INET)
         }
     }
 
