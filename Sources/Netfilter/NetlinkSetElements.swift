@@ -64,6 +64,9 @@ public final class NetlinkSetElements: Sendable {
 
 /// The socket and the buffers of one `NetlinkSetElements`, used only on its thread.
 private final class Connection {
+    /// `struct nfgenmsg` (family, version, resource id: 4 bytes, kernel ABI), from <linux/netfilter/nfnetlink.h>,
+    /// which the shim cannot include (see CNFTNL/shim.h).
+    static let nfgenmsgSize = 4
     /// Elements per NEWSETELEM message, as nft sends them; also bounded by `messageElementBytes`.
     static let messageElementLimit = 1000
     /// The elements' bytes per message: the list is one nested attribute, whose length is 16 bits.
@@ -559,7 +562,7 @@ private final class Connection {
         guard let base = batch.base else { return nil }
         let start = base + message.offset
         let total = Int(start.load(as: nlmsghdr.self).nlmsg_len)
-        var attribute = MemoryLayout<nlmsghdr>.size + MemoryLayout<nfgenmsg>.size
+        var attribute = MemoryLayout<nlmsghdr>.size + Self.nfgenmsgSize
         while attribute + 4 <= total {
             let length = Int(start.load(fromByteOffset: attribute, as: UInt16.self))
             let type = start.load(fromByteOffset: attribute + 2, as: UInt16.self) & 0x3FFF  // NLA_TYPE_MASK
