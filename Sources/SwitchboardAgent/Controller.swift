@@ -133,7 +133,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 switch run.scheduler.next(at: clock.now) {
                 case .syncNow(let kind):
                     let done = await sync(kind, &run)
-                    _ = run.scheduler.syncFinished(done.kind, succeeded: done.succeeded, at: clock.now)
+                    _ = run.scheduler.syncFinished(done.kind, succeeded: done.succeeded, at: clock.now, wrote: done.wrote)
                     continue
                 case .syncAt(let instant):
                     deadline = instant
@@ -236,7 +236,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     /// every `fullSyncPeriod`, since at 10k Services that re-adds two million elements (~30 s); edits
     /// the canary cannot see are repaired then, or as soon as a partial batch trips over them (a failed
     /// batch is retried as a full sync).
-    private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool) {
+    private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool, wrote: Bool) {
         let started = ContinuousClock.now
         var kind: SyncKind = run.kernelInSync ? requested : .full
         var verified = false
@@ -352,7 +352,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             SyncReport(
                 kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
                 commands: commandCount, changedServices: changedServices, verifiedIntact: verified))
-        return (verified ? .full : kind, failure == nil)
+        return (verified ? .full : kind, failure == nil, commandCount > 0)
     }
 
     /// Rebuilds an intact table's large sets out of place and switches them in

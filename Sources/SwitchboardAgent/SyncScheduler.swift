@@ -93,10 +93,12 @@ public struct SyncScheduler<C: Clock>: Sendable where C.Duration == Duration {
 
     /// The sync that `.syncNow(kind)` asked for is done. Changes reported before the sync started are
     /// included in it; report later ones with `changed` after this call.
-    public mutating func syncFinished(_ kind: SyncKind, succeeded: Bool, at now: C.Instant) -> Action {
+    /// `wrote`: the sync changed the kernel. One that did not (a periodic sync that found the tables intact
+    /// and nothing to change) takes no token, so it cannot hold back the next change's burst.
+    public mutating func syncFinished(_ kind: SyncKind, succeeded: Bool, at now: C.Instant, wrote: Bool = true) -> Action {
         lastSync = now
         // Take a token: the bucket refills one `minSyncPeriod` later than it would have.
-        bucketFullAt = max(bucketFullAt ?? now, now).advanced(by: minSyncPeriod)
+        if wrote { bucketFullAt = max(bucketFullAt ?? now, now).advanced(by: minSyncPeriod) }
         if succeeded {
             hasPendingChange = false
             failures = 0

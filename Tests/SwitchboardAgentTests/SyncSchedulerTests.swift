@@ -204,6 +204,21 @@ import Testing
             ], burst: 2)
     }
 
+    @Test func aSyncThatWroteNothingTakesNoToken() {
+        // A periodic sync that found the tables intact and applied nothing; then a Service and its slice.
+        var scheduler = Scheduler(minSyncPeriod: .seconds(1), syncPeriod: .seconds(30), burst: 2)
+        _ = scheduler.initialSyncDone(at: Self.at(0))
+        _ = scheduler.syncFinished(.full, succeeded: true, at: Self.at(0))
+        #expect(scheduler.tick(at: Self.at(30)) == .syncNow(.full))
+        _ = scheduler.syncFinished(.full, succeeded: true, at: Self.at(30), wrote: false)
+        #expect(scheduler.changed(at: Self.at(30.1)) == .syncNow(.partial))
+        _ = scheduler.syncFinished(.partial, succeeded: true, at: Self.at(30.11))
+        #expect(scheduler.changed(at: Self.at(30.12)) == .syncNow(.partial))
+        // Had the periodic sync taken a token, this one would wait for 31.
+        _ = scheduler.syncFinished(.partial, succeeded: true, at: Self.at(30.13))
+        #expect(scheduler.changed(at: Self.at(30.14)) == Self.syncAt(31.11))
+    }
+
     @Test(arguments: [1, 2, 3, 5])
     func aBurstOfNThenOnePerPeriod(burst: Int) {
         // From a full bucket, `burst` syncs start at once; then exactly one per minSyncPeriod.
