@@ -106,7 +106,11 @@ public struct KernelNames: Hashable, Sendable {
             var usedSets: Set<String> = []
             var usedChains: Set<String> = []
             for chain in table.chains.values {
-                for rule in chain.rules { references(rule.text, sets: &usedSets, chains: &usedChains) }
+                for rule in chain.rules {
+                    let refs = NFTReferences(rule.text)
+                    usedSets.formUnion(refs.sets)
+                    usedChains.formUnion(refs.chains)
+                }
             }
             for name in table.sets.keys where name.hasSuffix(suffix) {
                 let own = alternate(of: name)
@@ -146,16 +150,6 @@ public struct KernelNames: Hashable, Sendable {
             out.tables[id] = result
         }
         return (out, KernelNames(sets: setNames, chains: chainNames))
-    }
-
-    /// The sets (`@name`) and chains (`jump name`, `goto name`) a rule's text names.
-    static func references(_ text: String, sets: inout Set<String>, chains: inout Set<String>) {
-        var previous = ""
-        for word in text.split(separator: " ") {
-            if word.hasPrefix("@") { sets.insert(String(word.dropFirst().prefix { $0 != "," && $0 != "}" })) }
-            if previous == "jump" || previous == "goto" { chains.insert(String(word)) }
-            previous = String(word)
-        }
     }
 
     /// `@name` → `@<alternate>` for names in `sets`, `jump name` / `goto name` → the alternate for names in

@@ -49,12 +49,7 @@ public struct StagedRebuild: Sequence, Sendable {
         stagedSets = sets.sorted(by: canonicalOrder)
         let maps = Set(sets.filter { desired.sets[$0]!.isMap })
         stagedChains = desired.chains.filter { _, chain in
-            chain.rules.contains { rule in
-                var named: Set<String> = []
-                var jumps: Set<String> = []
-                KernelNames.references(rule.text, sets: &named, chains: &jumps)
-                return !named.isDisjoint(with: maps)
-            }
+            chain.rules.contains { !maps.isDisjoint(with: NFTReferences($0.text).sets) }
         }.keys.sorted(by: canonicalOrder)
         self.maxElements = maxElements
         // Staged names flip; everything else stays as the kernel holds it.
