@@ -149,16 +149,8 @@ public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
     /// Calls `body` with each element in `canonicalOrder` of its key, making one key at a time.
     public func forEachSorted(_ body: (String, String) throws -> Void) rethrows {
-        if slotTables.isEmpty || plain.isEmpty {
-            for key in plain.keys.sorted(by: canonicalOrder) { try body(key, plain[key]!) }
-            for prefix in slotTables.keys.sorted(by: canonicalOrder) {
-                let table = slotTables[prefix]!
-                for slot in 0..<table.count { try body(SlotTable.key(prefix, slot: slot), table[slot]) }
-            }
-        } else {
-            let all = dictionary
-            for key in all.keys.sorted(by: canonicalOrder) { try body(key, all[key]!) }
-        }
+        let elements = sortedIterator()
+        while let (key, data) = elements.next() { try body(key, data) }
     }
 
     public func makeIterator() -> Iterator { Iterator(self) }
