@@ -310,7 +310,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             "type": "\(kind)", "duration": "\(duration)", "commands": "\(commandCount)",
             "changedServices": "\(changedServices)",
         ]
-        if batches > 0 { metadata["coldStartBatches"] = "\(batches)" }
+        if batches > 0 { metadata["batches"] = "\(batches)" }  // cold-start or staged-rebuild batches
         run.kernelInSync = failure == nil
         if failure == nil && kind == .full { run.lastRebuild = clock.now }
         if let failure {
