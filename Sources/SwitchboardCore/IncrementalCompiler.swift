@@ -299,18 +299,19 @@ public struct ColdStartBatches: Sequence, Sendable {
 
     public func makeIterator() -> AnyIterator<Transaction> {
         var stage = 0
-        // The claims to write, in a fixed order: table, space, key.
-        let spaces = ClaimSpace.allCases
+        // The claims to write, in a fixed order: table, space, key (each space sorted on its own).
         var claims: [(TableID, ServiceFragment.Claim)] = []
         var last: [(TableID, ServiceFragment.Claim)] = []
         for id in tables.sorted() {
-            let held = holders[id] ?? [:]
-            let keys = held.keys.sorted {
-                let (a, b) = (spaces.firstIndex(of: $0.space)!, spaces.firstIndex(of: $1.space)!)
-                return a != b ? a < b : canonicalOrder($0.key, $1.key)
-            }
-            for key in keys {
-                if key.space == .clusterIP { last.append((id, held[key]!)) } else { claims.append((id, held[key]!)) }
+            var bySpace: [ClaimSpace: [(key: String, claim: ServiceFragment.Claim)]] = [:]
+            for (key, claim) in holders[id] ?? [:] { bySpace[key.space, default: []].append((key.key, claim)) }
+            for space in ClaimSpace.allCases {
+                let sorted = (bySpace[space] ?? []).sorted { canonicalOrder($0.key, $1.key) }
+                if space == .clusterIP {
+                    last += sorted.map { (id, $0.claim) }
+                } else {
+                    claims += sorted.map { (id, $0.claim) }
+                }
             }
         }
         var next = 0

@@ -10,8 +10,8 @@ private func ipv6Backends(_ n: Int) -> [String] {
     (0..<n).map { "[fd00::\(String($0 + 1, radix: 16))]:443" }
 }
 
-/// SplitMix64: a fixed-seed generator, so the shuffles below are the same on every run and every machine.
-private struct SplitMix64: RandomNumberGenerator {
+/// SplitMix64: a fixed-seed generator, so shuffles and generated inputs are the same on every run and machine.
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
 
     mutating func next() -> UInt64 {

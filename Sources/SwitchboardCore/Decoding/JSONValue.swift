@@ -8,7 +8,7 @@ import Foundation
 /// the Kubernetes objects are picked out of it.
 ///
 /// Numbers keep the integer/fraction distinction where the parser can see it (YAML always; JSON through
-/// `JSONDecoder`, which reads `80.0` and `1e3` as the integers 80 and 1000). Objects are unordered, as in JSON.
+/// `JSONParser`, which reads `80.0` and `1e3` as the integers 80 and 1000). Objects are unordered, as in JSON.
 public enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
@@ -46,11 +46,14 @@ extension JSONValue {
         /// 1-based column (in Unicode scalars), when known.
         public var column: Int?
         public var message: String
+        /// The input nests deeper than `JSONValue.maximumDepth`: no other reader should be tried on it.
+        public var isTooDeep: Bool
 
-        public init(line: Int? = nil, column: Int? = nil, message: String) {
+        public init(line: Int? = nil, column: Int? = nil, message: String, isTooDeep: Bool = false) {
             self.line = line
             self.column = column
             self.message = message
+            self.isTooDeep = isTooDeep
         }
 
         public var description: String {
@@ -62,53 +65,39 @@ extension JSONValue {
         }
     }
 
+    /// The deepest nesting of arrays and objects any reader accepts (JSON, YAML, watch frames, the config
+    /// file, kubeconfig). Kubernetes objects nest a dozen levels at most; a limit keeps hostile input from
+    /// overflowing the stack of a recursive reader or of the value's own destruction.
+    public static let maximumDepth = 128
+
     /// Parses JSON text (one top-level value).
-    ///
-    /// `JSONDecoder` reports no position for a syntax error; `ManifestDecoder` therefore re-reads text that
-    /// fails here with the YAML parser (YAML is a superset of JSON), which says where the problem is.
-    public init(json text: String) throws {
-        try self.init(jsonData: Data(text.utf8))
+    public init(json text: String) throws(SyntaxError) {
+        var text = text
+        self = try text.withUTF8 { bytes in
+            Result { () throws(SyntaxError) in try JSONValue(jsonBytes: UnsafeRawBufferPointer(bytes)) }
+        }.get()
     }
 
     /// Parses JSON bytes (UTF-8), e.g. a response body or a watch event.
-    public init(jsonData data: Data) throws {
-        do {
-            self = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch let error as DecodingError {
-            throw SyntaxError(message: Self.describe(error))
-        }
+    public init(jsonData data: Data) throws(SyntaxError) {
+        self = try data.withUnsafeBytes { bytes in
+            Result { () throws(SyntaxError) in try JSONValue(jsonBytes: bytes) }
+        }.get()
     }
 
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context):
-            let under = context.underlyingError.map { " (\($0))" } ?? ""
-            return "invalid JSON: \(context.debugDescription)\(under)"
-        default:
-            return "invalid JSON: \(error)"
-        }
+    /// Parses JSON bytes (UTF-8).
+    public init(jsonBytes bytes: UnsafeRawBufferPointer) throws(SyntaxError) {
+        var parser = JSONParser(bytes)
+        self = try parser.parseDocument()
     }
-}
 
-extension JSONValue: Decodable {
-    /// Decodes any JSON value. The order of attempts puts the common types first (strings and objects make up
-    /// most of a Kubernetes object) and `Bool` before the numbers so that `true` never becomes `1`.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let s = try? container.decode(String.self) {
-            self = .string(s)
-        } else if let o = try? container.decode([String: JSONValue].self) {
-            self = .object(o)
-        } else if let a = try? container.decode([JSONValue].self) {
-            self = .array(a)
-        } else if let b = try? container.decode(Bool.self) {
-            self = .bool(b)
-        } else if let i = try? container.decode(Int.self) {
-            self = .int(i)
-        } else {
-            self = .double(try container.decode(Double.self))
-        }
+    /// Reads a JSON object whose array member `member` may be huge (a LIST response's `items`), handing
+    /// its elements to `each` one at a time; returns the other members. Throws `SyntaxError`, or what
+    /// `each` throws.
+    public static func streamObject(
+        _ bytes: UnsafeRawBufferPointer, arrayMember member: String, _ each: (JSONValue) throws -> Void
+    ) throws -> [String: JSONValue] {
+        var parser = JSONParser(bytes)
+        return try parser.parseObject(streaming: member, each)
     }
 }

@@ -57,12 +57,17 @@ public enum ManifestDecoder {
 
     /// Splits `text` into documents: JSON when it starts with `{` or `[` and parses as JSON, else YAML.
     ///
-    /// JSON goes through `JSONDecoder` (fast, exact); text that fails there is re-read as YAML, a superset of
-    /// JSON, whose parser reports the line and column of a syntax error where `JSONDecoder` reports none.
+    /// JSON goes through `JSONParser` (fast, exact); text that fails there is re-read as YAML, a superset of
+    /// JSON that also takes flow-style text such as `{a: 1}`, except text nested too deep for any reader.
     public static func documents(_ text: String) -> [ManifestDocument] {
         let start = text.unicodeScalars.first { !" \t\r\n\u{FEFF}".unicodeScalars.contains($0) }
-        if start == "{" || start == "[", let value = try? JSONValue(json: text) {
-            return value == .null ? [] : [ManifestDocument(number: 1, line: 1, content: .success(value))]
+        if start == "{" || start == "[" {
+            do {
+                let value = try JSONValue(json: text)
+                return value == .null ? [] : [ManifestDocument(number: 1, line: 1, content: .success(value))]
+            } catch where error.isTooDeep {
+                return [ManifestDocument(number: 1, line: 1, content: .failure(error))]
+            } catch {}
         }
         return JSONValue.documents(yaml: text)
     }
