@@ -1,6 +1,6 @@
 extension Ruleset {
-    /// Rebuilds table `id`, which the kernel holds intact (`kernel`: its chains with their rules and its
-    /// sets without elements, as `readDeclarations` lists them, in the kernel's names `names`), into
+    /// Rebuilds table `id`, which the kernel holds intact (`kernel`: the names of its chains and sets, and
+    /// which sets are maps, as `readDeclarations` lists them; rules are not needed), into
     /// `self[id]` without any batch holding the large sets whole, and without packets ever seeing a
     /// half-built state:
     ///
@@ -9,8 +9,8 @@ extension Ruleset {
     ///    up such a map, with those rules (libnftables can add them only in the batch that creates the map).
     ///    Nothing refers to any of them yet;
     /// 2. the staged sets are filled in batches of at most `maxElements` elements;
-    /// 3. one batch switches: every other chain whose rules differ (they name the new sets and chains) is
-    ///    flushed and refilled, every other set is flushed and refilled (sets filled from the packet path,
+    /// 3. one batch switches: every other chain is flushed and refilled (its rules name the new sets and
+    ///    chains), every other set is flushed and refilled (sets filled from the packet path,
     ///    session affinity, keep their elements), and what the kernel holds beyond `self[id]` (the old
     ///    staged sets and chains, anything no longer wanted) is deleted.
     ///
@@ -157,10 +157,10 @@ public struct StagedRebuild: Sequence, Sendable {
             let held = names.kernelChain(name, in: id)
             keptChains.insert(held)
             if stagedChains.contains(name) { continue }
+            // Every other chain is refilled: none of them looks up a Maglev map (those chains are staged),
+            // which is the only kind of rule libnftables 1.0.6 cannot re-add next to a map already in the
+            // kernel. So `kernel` needs no rules, and rules edited out of band are repaired too.
             let wanted = chain.rules.map { Rule(names.renamingReferences($0.text, in: id)) }
-            // Unchanged chains are left alone: re-adding a rule that looks up a Maglev map already in the
-            // kernel is what libnftables 1.0.6 cannot do.
-            if let current = kernel.chains[held], current.base == chain.base, current.rules == wanted { continue }
             var declaration = chain.declarationOnly
             declaration.name = held
             chains += [.addChain(id, declaration), .flushChain(id, held)]

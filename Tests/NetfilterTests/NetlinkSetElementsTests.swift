@@ -137,6 +137,31 @@ import Glibc
         }
     }
 
+    /// The staged rebuild's view of a table: every chain (no rules) and every set's name and map-ness, from a
+    /// GETSET dump and `list chains`, without fetching the elements (libnftables would fetch all of them).
+    @Test func declarationsListNamesWithoutElements() async throws {
+        try skipUnlessScratchNamespaces()
+        try await Self.withSkeleton(purpose: "nl-decl") { ns, kernel in
+            let netlink = try NetlinkSetElements(networkNamespace: ns.name)
+            try await netlink.add(Self.groups(.v4))
+            for table in [Self.v4, Self.v6] {
+                let declared = try #require(try await kernel.readDeclarations(table))
+                let wanted = Self.skeleton[table]!
+                #expect(Set(declared.chains.keys) == Set(wanted.chains.keys))
+                #expect(declared.chains.values.allSatisfy { $0.rules.isEmpty })
+                #expect(declared.chains.mapValues(\.base) == wanted.chains.mapValues(\.base))
+                #expect(declared.sets.mapValues(\.isMap) == wanted.sets.mapValues(\.isMap))
+                #expect(declared.sets.values.allSatisfy { $0.elements.isEmpty })
+            }
+            #expect(try await kernel.readDeclarations(TableID(.ip, "no-such-table")) == nil)
+            #expect(try await netlink.sets(of: TableID(.ip6, "no-such-table")) == nil)
+            // A set created since is seen at once (nothing cached).
+            try await kernel.apply(Transaction([.addSet(Self.v4, NFTSet(name: "extra", keyType: .types(["ipv4_addr"])))]))
+            let names = try #require(try await netlink.sets(of: Self.v4)).map(\.name)
+            #expect(names.contains("extra") && names.count == Self.skeleton[Self.v4]!.sets.count + 1)
+        }
+    }
+
     /// One bad element anywhere makes the kernel refuse the whole batch, and it holds what it held.
     @Test func aBadElementChangesNothing() async throws {
         try skipUnlessScratchNamespaces()
