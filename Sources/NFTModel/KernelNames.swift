@@ -182,3 +182,20 @@ public struct KernelNames: Hashable, Sendable {
         return words.joined(separator: " ")
     }
 }
+
+extension Ruleset {
+    /// Every set's declaration (no elements) under both its names, as `NFTablesBackend.applyBatch` wants
+    /// them: a staged rebuild fills a set under its alternate name.
+    public var setDeclarations: [TableID: [String: NFTSet]] {
+        var out: [TableID: [String: NFTSet]] = [:]
+        for (id, table) in tables {
+            for (name, set) in table.sets {
+                var declaration = set.declarationOnly
+                out[id, default: [:]][name] = declaration
+                declaration.name = KernelNames.alternate(of: name)
+                out[id, default: [:]][declaration.name] = declaration
+            }
+        }
+        return out
+    }
+}

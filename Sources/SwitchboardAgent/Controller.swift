@@ -289,9 +289,9 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 if !transaction.isEmpty { try await backend.apply(transaction) }
                 for id in whole { run.names = run.names.resetting(id) }
                 if !coldTables.isEmpty {
-                    let declarations = Self.declarations(run.compiler.ruleset)
+                    let declarations = run.compiler.ruleset.setDeclarations
                     for batch in run.compiler.coldStartBatches(coldTables, maxElements: coldStartBatchElements) {
-                        try await apply(batch, declarations)
+                        try await backend.applyBatch(batch, declarations: declarations)
                         batches += 1
                         coldCommands += batch.commands.count
                     }
@@ -365,10 +365,10 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         let large = Set(desired[id]!.sets.filter { $0.value.elements.count > coldStartBatchElements / 10 }.keys)
         let rebuild = desired.stagedRebuild(
             id, kernel: declared, names: held, staging: large, maxElements: coldStartBatchElements)
-        let declarations = Self.declarations(desired)
+        let declarations = desired.setDeclarations
         do {
             for batch in rebuild {
-                try await apply(batch, declarations)
+                try await backend.applyBatch(batch, declarations: declarations)
                 batches += 1
                 commands += batch.commands.count
             }
@@ -379,30 +379,6 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         }
         run.names = run.names.with(id, sets: rebuild.names.sets[id] ?? [], chains: rebuild.names.chains[id] ?? [])
         return true
-    }
-
-    /// A batch of a bounded full sync: one that only adds elements may go to the kernel one level down.
-    private func apply(_ batch: Transaction, _ declarations: [TableID: [String: NFTSet]]) async throws {
-        let onlyElements = batch.commands.allSatisfy { if case .addElements = $0 { true } else { false } }
-        if onlyElements {
-            try await backend.applyElements(batch, declarations: declarations)
-        } else {
-            try await backend.apply(batch)
-        }
-    }
-
-    /// Every set's declaration under both its names (a staged rebuild fills sets under their other one).
-    static func declarations(_ ruleset: Ruleset) -> [TableID: [String: NFTSet]] {
-        var out: [TableID: [String: NFTSet]] = [:]
-        for (id, table) in ruleset.tables {
-            for (name, set) in table.sets {
-                var declaration = set.declarationOnly
-                out[id, default: [:]][name] = declaration
-                declaration.name = KernelNames.alternate(of: name)
-                out[id, default: [:]][declaration.name] = declaration
-            }
-        }
-        return out
     }
 
     /// Every table of ours still holds its canary element. Any error counts as "not intact".

@@ -7,6 +7,9 @@ public struct Options: Sendable, Equatable {
     public var changes = 200
     public var outputDirectory = "bench/results"
     public var seed: UInt64 = 0x5b1e_0c1d
+    /// A cold ruleset with more elements than this is written as the agent writes it, in bounded batches
+    /// (one libnftables transaction of 2M+ elements needs gigabytes); up to it, in one transaction.
+    public var coldBatchesAbove = 2_000_000
     /// TCP connects per size for the data-plane measurement (0: skip it).
     public var connects = 2000
     /// Churn and peer runs (ChurnOptions.swift); when either is chosen, only they run.
@@ -38,9 +41,11 @@ public struct Options: Sendable, Equatable {
     public static let usage = """
         usage: switchboard-bench [--quick] [--sizes 100,1000,10000,30000] [--endpoints 10] [--changes 200]
                                  [--connects 2000] [--output bench/results] [--seed N]
+                                 [--cold-batches-above 2000000]
           --quick     sizes 100,1000, 30 changes, 300 connects (scale run: 5 new Services); writes quick.*
                       instead of latest.*
           --connects  data-plane TCP connects per size through a ClusterIP (0 skips the data plane)
+          --cold-batches-above  elements; a larger cold ruleset goes in the agent's bounded batches (0: always)
         \(ChurnOptions.usage)
         \(ScaleOptions.usage)
         """
@@ -86,6 +91,11 @@ public struct Options: Sendable, Equatable {
                 options.connects = n
                 connectsGiven = true
             case "--output": options.outputDirectory = try value(arg)
+            case "--cold-batches-above":
+                guard let n = Int(try value(arg)), n >= 0 else {
+                    throw UsageError(description: "--cold-batches-above: not a count of elements")
+                }
+                options.coldBatchesAbove = n
             case "--seed":
                 guard let s = UInt64(try value(arg)) else { throw UsageError(description: "--seed: not a number") }
                 options.seed = s
@@ -109,7 +119,7 @@ public struct Options: Sendable, Equatable {
         guard !options.sizes.isEmpty else { throw UsageError(description: "--sizes is empty") }
         try options.churn.validate()
         if scaleFlagGiven && options.mode != .scale {
-            throw UsageError(description: "--new-services and --settle go with --apiserver (without --churn)")
+            throw UsageError(description: "--new-services, --settle and --rebuild-period go with --apiserver (without --churn)")
         }
         if options.mode == .scale, let largest = options.sizes.max(), largest > ScaleOptions.maxServices {
             throw UsageError(

@@ -27,8 +27,13 @@ public struct BenchResults: Codable, Sendable, Equatable {
         public var changes: Int
         public var quick: Bool
         public var seed: UInt64
+        /// `--cold-batches-above` (absent in older results).
+        public var coldBatchesAbove: Int?
 
-        public init(sizes: [Int], endpointsPerService: Int, changes: Int, quick: Bool, seed: UInt64) {
+        public init(
+            sizes: [Int], endpointsPerService: Int, changes: Int, quick: Bool, seed: UInt64, coldBatchesAbove: Int? = nil
+        ) {
+            self.coldBatchesAbove = coldBatchesAbove
             self.sizes = sizes
             self.endpointsPerService = endpointsPerService
             self.changes = changes
@@ -54,12 +59,17 @@ public struct BenchResults: Codable, Sendable, Equatable {
         public var applyExecMs: Double
         /// applyLibnftablesMs / applyExecMs.
         public var ratio: Double
+        /// Batches the cold sync was written in: 1 (absent in older results) is one transaction; more is the
+        /// agent's bounded cold start (`IncrementalCompiler.coldStartBatches`), both paths batch by batch,
+        /// each element-only batch through netlink on the in-process path, as the agent writes them.
+        public var batches: Int?
 
         public init(
             services: Int, endpoints: Int, elements: Int, chains: Int, rules: Int, scriptBytes: Int,
             compileMs: Double, planMs: Double, renderMs: Double, applyLibnftablesMs: Double, applyExecMs: Double,
-            ratio: Double
+            ratio: Double, batches: Int? = nil
         ) {
+            self.batches = batches
             self.services = services
             self.endpoints = endpoints
             self.elements = elements
@@ -171,11 +181,14 @@ extension BenchResults {
         md += parameters.quick ? " (quick run).\n\n" : ".\n\n"
 
         md += "## Cold full sync (ms)\n\n"
+        md += "One transaction up to \(parameters.coldBatchesAbove ?? 2_000_000) elements; above that, the agent's bounded "
+        md += "cold start (batches of whole entry points, element-only batches through netlink in process, every "
+        md += "batch's text through `nft -f` on the exec path).\n\n"
         md += table(
-            ["Services", "elements", "chains", "rules", "script KiB", "compile", "plan", "render",
+            ["Services", "elements", "chains", "rules", "batches", "script KiB", "compile", "plan", "render",
              "apply (libnftables)", "apply (`nft -f`)", "libnftables / exec"],
             coldSync.map { c in
-                ["\(c.services)", "\(c.elements)", "\(c.chains)", "\(c.rules)", "\(c.scriptBytes / 1024)",
+                ["\(c.services)", "\(c.elements)", "\(c.chains)", "\(c.rules)", "\(c.batches ?? 1)", "\(c.scriptBytes / 1024)",
                  f(c.compileMs), f(c.planMs), f(c.renderMs), f(c.applyLibnftablesMs), f(c.applyExecMs),
                  fixed(c.ratio, 2)]
             }

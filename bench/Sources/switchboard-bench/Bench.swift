@@ -22,14 +22,16 @@ struct Bench {
         let rssBefore = ProcessMemory.status["VmRSS"] ?? 0
         if !ProcessMemory.resetPeak() { log("  note: /proc/self/clear_refs refused; peak RSS is the process's") }
         var cluster = SyntheticCluster(services: size, endpointsPerService: options.endpointsPerService)
-        let (compiled, compileMs) = timed { compile(cluster.state, for: node) }
-        if !compiled.diagnostics.isEmpty {
-            let first = compiled.diagnostics.prefix(3)
+        // The agent's compiler, from the cold compile on: the single changes below recompile only what each
+        // touches.
+        var compiler = IncrementalCompiler(node: node)
+        let (_, compileMs) = timed { _ = compiler.update(cluster.state, changed: nil) }
+        if !compiler.diagnostics.isEmpty {
+            let first = compiler.diagnostics.prefix(3)
             throw BenchError(description: "synthetic cluster compiled with diagnostics: \(first)")
         }
-        let ruleset = compiled.ruleset
-        let (full, planMs) = timed { ruleset.replacing(node.tableIDs) }
-        let (script, renderMs) = timed { full.description }
+        let ruleset = compiler.ruleset
+        let bounded = ruleset.elementCount > options.coldBatchesAbove
 
         let libNS = try ScratchNamespace.create(purpose: "bench-lib")
         defer { libNS.delete() }
@@ -37,10 +39,35 @@ struct Bench {
         defer { execNS.delete() }
 
         let backend = try KernelNFTables(networkNamespace: libNS.name)
-        // The rendered text straight to libnftables (what `backend.apply` does after rendering), so both
-        // paths are timed on the same bytes and rendering is reported on its own.
         let slabBefore = ProcessMemory.meminfo
-        let (_, applyMs) = try await timedAsync { try await backend.library.run(script) }
+        var planMs = 0.0, renderMs = 0.0, applyMs = 0.0, execMs = 0.0
+        var scriptBytes = 0, batches = 0
+        if bounded {
+            // As the agent writes a cold table: bounded batches of whole entry points, element-only ones
+            // through netlink. The exec path gets every batch's text through its own `nft -f`.
+            let declarations = ruleset.setDeclarations
+            let iterator = compiler.coldStartBatches(node.tableIDs, maxElements: Self.coldBatchElements).makeIterator()
+            while true {
+                let (next, ms) = timed { iterator.next() }
+                planMs += ms
+                guard let batch = next else { break }
+                let (_, applied) = try await timedAsync { try await backend.applyBatch(batch, declarations: declarations) }
+                applyMs += applied
+                let (text, rendered) = timed { batch.description }
+                renderMs += rendered
+                scriptBytes += text.utf8.count
+                execMs += try await execApply(text, in: execNS.name)
+                batches += 1
+            }
+        } else {
+            let (full, plan) = timed { ruleset.replacing(node.tableIDs) }
+            let (script, render) = timed { full.description }
+            // The rendered text straight to libnftables (what `backend.apply` does after rendering), so both
+            // paths are timed on the same bytes and rendering is reported on its own.
+            let (_, applied) = try await timedAsync { try await backend.library.run(script) }
+            (planMs, renderMs, applyMs, scriptBytes, batches) = (plan, render, applied, script.utf8.count, 1)
+            execMs = try await execApply(script, in: execNS.name)
+        }
         let slabAfter = ProcessMemory.meminfo
         let cost = BenchResults.Cost(
             services: size, elements: ruleset.elementCount, chains: ruleset.chainCount, rules: ruleset.ruleCount,
@@ -48,23 +75,19 @@ struct Bench {
             slabDeltaBytes: (slabAfter["Slab"] ?? 0) - (slabBefore["Slab"] ?? 0),
             sUnreclaimDeltaBytes: (slabAfter["SUnreclaim"] ?? 0) - (slabBefore["SUnreclaim"] ?? 0)
         )
-        let execMs = try await execApply(script, in: execNS.name)
         let cold = BenchResults.ColdSync(
             services: size, endpoints: size * options.endpointsPerService,
             elements: ruleset.elementCount, chains: ruleset.chainCount, rules: ruleset.ruleCount,
-            scriptBytes: script.utf8.count, compileMs: compileMs, planMs: planMs, renderMs: renderMs,
-            applyLibnftablesMs: applyMs, applyExecMs: execMs, ratio: ratio(applyMs, execMs)
+            scriptBytes: scriptBytes, compileMs: compileMs, planMs: planMs, renderMs: renderMs,
+            applyLibnftablesMs: applyMs, applyExecMs: execMs, ratio: ratio(applyMs, execMs), batches: batches
         )
-        log("  cold: \(ruleset.elementCount) elements, \(ruleset.chainCount) chains; "
+        log("  cold: \(ruleset.elementCount) elements, \(ruleset.chainCount) chains, \(batches) batch(es); "
             + "compile \(fixed(compileMs, 1)) ms, plan \(fixed(planMs, 1)) ms, render \(fixed(renderMs, 1)) ms, "
-            + "libnftables \(fixed(applyMs, 1)) ms, nft -f \(fixed(execMs, 1)) ms; "
+            + "\(bounded ? "libnftables+netlink" : "libnftables") \(fixed(applyMs, 1)) ms, nft -f \(fixed(execMs, 1)) ms; "
             + "peak RSS \(cost.peakRSSBytes >> 20) MiB, SUnreclaim +\(cost.sUnreclaimDeltaBytes >> 20) MiB")
 
         // Single changes. Both namespaces hold `current`; each change's transaction goes to both.
         var rng = SplitMix64(seed: options.seed ^ UInt64(size))
-        // The agent's compiler: it starts from the cold ruleset and recompiles only what each change touches.
-        var compiler = IncrementalCompiler(node: node)
-        compiler.update(cluster.state, changed: nil)
         var total: [Double] = [], compileT: [Double] = [], planT: [Double] = [], applyT: [Double] = []
         var execT: [Double] = []
         var kinds: [String: Int] = [:]
@@ -98,13 +121,8 @@ struct Bench {
             guard result.succeeded else { throw BenchError(description: "exec floor: \(result)") }
             floor.append(ms)
         }
-        // The kernel must now hold what we think it holds, in both namespaces.
-        let readBack = try await backend.read(node.tableIDs)
-        let current = compiler.ruleset
-        if readBack.elementCount != current.elementCount || readBack.chainCount != current.chainCount {
-            throw BenchError(description: "libnftables namespace holds \(readBack.elementCount) elements / "
-                + "\(readBack.chainCount) chains, expected \(current.elementCount) / \(current.chainCount)")
-        }
+        // The kernel must now hold what we think it holds.
+        try await checkReadBack(compiler.ruleset, from: backend, whole: !bounded)
         let apply = Summary(applyT)
         let exec = Summary(execT)
         let single = BenchResults.SingleChange(
@@ -119,6 +137,35 @@ struct Bench {
             + "nft -f p50 \(fixed(exec.p50, 2)) p99 \(fixed(exec.p99, 2)) ms")
         return (cold, single, cost)
     }
+
+    /// Compares what `backend` holds with `current`: every chain and element when `whole`; else (a ruleset
+    /// whose JSON listing alone would take gigabytes) every chain and every set of up to 100k elements.
+    private func checkReadBack(_ current: Ruleset, from backend: KernelNFTables, whole: Bool) async throws {
+        if whole {
+            let readBack = try await backend.read(SyntheticCluster.nodeContext.tableIDs)
+            if readBack.elementCount != current.elementCount || readBack.chainCount != current.chainCount {
+                throw BenchError(description: "libnftables namespace holds \(readBack.elementCount) elements / "
+                    + "\(readBack.chainCount) chains, expected \(current.elementCount) / \(current.chainCount)")
+            }
+            return
+        }
+        for (id, table) in current.tables {
+            let declared = try await backend.readDeclarations(id)
+            guard declared?.chains.count == table.chains.count else {
+                throw BenchError(description: "\(id) holds \(declared?.chains.count ?? 0) chains, expected \(table.chains.count)")
+            }
+            for (name, set) in table.sets where set.elements.count <= 100_000 {
+                let held = try await backend.readSet(id, name)
+                guard held?.elements.count == set.elements.count else {
+                    throw BenchError(description: "\(id) set \(name) holds \(held?.elements.count ?? 0) elements, "
+                        + "expected \(set.elements.count)")
+                }
+            }
+        }
+    }
+
+    /// Elements per batch of a bounded cold load: the agent's (`Controller.coldStartBatchElements` default).
+    static let coldBatchElements = 50_000
 
     /// a / b, or 0 when b is 0 (JSON has no infinity).
     private func ratio(_ a: Double, _ b: Double) -> Double { b > 0 ? a / b : 0 }

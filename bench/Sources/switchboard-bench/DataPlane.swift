@@ -39,14 +39,22 @@ struct DataPlaneBench {
                 endpoints: net.backends.map { IPAddress($0.ipv4)! }
             )
             let node = SyntheticCluster.nodeContext
-            let compiled = compile(cluster.state, for: node)
-            guard compiled.diagnostics.isEmpty else {
-                throw Bench.BenchError(description: "data-plane cluster: \(compiled.diagnostics.prefix(3))")
+            var compiler = IncrementalCompiler(node: node)
+            compiler.update(cluster.state, changed: nil)
+            guard compiler.diagnostics.isEmpty else {
+                throw Bench.BenchError(description: "data-plane cluster: \(compiler.diagnostics.prefix(3))")
             }
-            let ruleset = compiled.ruleset
+            let ruleset = compiler.ruleset
             let backend = try KernelNFTables(networkNamespace: net.node("n1").namespace)
             let (_, loadMs) = try await timedAsync {
-                try await backend.library.run(ruleset.replacing(node.tableIDs).description)
+                if ruleset.elementCount > options.coldBatchesAbove {
+                    let declarations = ruleset.setDeclarations
+                    for batch in compiler.coldStartBatches(node.tableIDs, maxElements: Bench.coldBatchElements) {
+                        try await backend.applyBatch(batch, declarations: declarations)
+                    }
+                } else {
+                    _ = try await backend.library.run(ruleset.replacing(node.tableIDs).description)
+                }
             }
             log("  data plane: loaded \(ruleset.elementCount) elements into the node in \(fixed(loadMs, 0)) ms; "
                 + "\(options.connects) connects per path")

@@ -42,7 +42,7 @@ var results = BenchResults(
     ),
     parameters: .init(
         sizes: options.sizes, endpointsPerService: options.endpointsPerService, changes: options.changes,
-        quick: options.quick, seed: options.seed
+        quick: options.quick, seed: options.seed, coldBatchesAbove: options.coldBatchesAbove
     )
 )
 if buildKind == "debug" { progress("note: debug build; compile and plan times are not representative") }

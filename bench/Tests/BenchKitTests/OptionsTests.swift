@@ -22,7 +22,7 @@ struct OptionsTests {
     @Test func everyFlag() throws {
         let o = try Options.parse([
             "--sizes", "100,2000", "--endpoints", "3", "--changes", "20", "--connects", "500",
-            "--output", "/tmp/x", "--seed", "9",
+            "--output", "/tmp/x", "--seed", "9", "--cold-batches-above", "0",
         ])
         var expected = Options()
         expected.sizes = [100, 2000]
@@ -31,12 +31,15 @@ struct OptionsTests {
         expected.connects = 500
         expected.outputDirectory = "/tmp/x"
         expected.seed = 9
+        expected.coldBatchesAbove = 0
         #expect(o == expected)
+        #expect(try Options.parse([]).coldBatchesAbove == 2_000_000)
     }
 
     @Test(arguments: [
         ["--sizes"], ["--sizes", "100,x"], ["--sizes", "0"], ["--sizes", ""], ["--changes", "-1"],
         ["--connects", "-5"], ["--endpoints", "many"], ["--seed", "-1"], ["--frobnicate"], ["--help"],
+        ["--cold-batches-above", "-1"], ["--cold-batches-above", "lots"],
     ])
     func rejects(arguments: [String]) {
         #expect(throws: Options.UsageError.self) { try Options.parse(arguments) }
