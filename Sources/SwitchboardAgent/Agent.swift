@@ -17,12 +17,17 @@ public struct AgentConfiguration: Hashable, Sendable {
     /// Where the per-Service health-check servers listen; nil: as kube-proxy (this node's addresses in
     /// `--nodeport-addresses`, or all). Tests that run in the host's namespace set `["127.0.0.1"]`.
     public var serviceHealthCheckHosts: [String]?
+    /// `--full-rebuild-period` (Switchboard's own): an intact ruleset is rewritten whole (a staged rebuild)
+    /// at the first periodic sync this long after the last one, repairing edits the canary cannot see.
+    /// kube-proxy's nftables mode does the same hourly, with no flag.
+    public var fullRebuildPeriod: Duration
 
     public init(
         minSyncPeriod: Duration = .seconds(1), syncPeriod: Duration = .seconds(30),
         healthzBindAddress: BindAddress? = .defaultHealthz, metricsBindAddress: BindAddress? = .defaultMetrics,
-        serviceHealthCheckHosts: [String]? = nil
+        serviceHealthCheckHosts: [String]? = nil, fullRebuildPeriod: Duration = .seconds(3600)
     ) {
+        self.fullRebuildPeriod = fullRebuildPeriod
         self.minSyncPeriod = minSyncPeriod
         self.syncPeriod = syncPeriod
         self.healthzBindAddress = healthzBindAddress
@@ -38,6 +43,7 @@ public struct AgentConfiguration: Hashable, Sendable {
         if syncPeriod <= .zero { return "--sync-period must be positive" }
         if minSyncPeriod < .zero { return "--min-sync-period must not be negative" }
         if minSyncPeriod > syncPeriod { return "--min-sync-period must not exceed --sync-period" }
+        if fullRebuildPeriod <= .zero { return "--full-rebuild-period must be positive" }
         return nil
     }
 }
@@ -80,7 +86,8 @@ public struct Agent: Sendable {
         self.serviceHealthServers = serviceHealthServers
         controller = Controller(
             source: source, backend: backend, node: node, minSyncPeriod: configuration.minSyncPeriod,
-            syncPeriod: configuration.syncPeriod, metrics: metrics, health: health, logger: logger,
+            syncPeriod: configuration.syncPeriod, fullSyncPeriod: configuration.fullRebuildPeriod, metrics: metrics,
+            health: health, logger: logger,
             followers: [serviceHealthServers]
                 + (conntrack.map { [ConntrackCleaner(backend: $0, metrics: metrics, logger: logger)] } ?? []) + followers)
         healthzServer = configuration.healthzBindAddress.map {

@@ -29,6 +29,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("sync-period"), help: "Maximum interval between full syncs (Go duration, default 30s).")
     var syncPeriod: String?
 
+    @Option(name: .customLong("full-rebuild-period"), help: "Switchboard's own: rewrite the intact ruleset whole (staged, atomic for packets) this often (Go duration, default 1h).")
+    var fullRebuildPeriod: String?
+
     @Option(name: .customLong("healthz-bind-address"), help: "Address of /healthz and /livez (default 0.0.0.0:10256; \"\" to disable).")
     var healthzBindAddress: String?
 
@@ -65,6 +68,15 @@ struct Run: AsyncParsableCommand {
             ipsetExport: ipsetExport ? true : nil)
     }
 
+    /// `--full-rebuild-period`, default 1h. Not a kube-proxy setting, so not read from its config file.
+    func fullRebuild() throws -> Duration {
+        guard let text = fullRebuildPeriod else { return .seconds(3600) }
+        guard let period = GoDuration.parse(text) else {
+            throw ValidationError("--full-rebuild-period: invalid duration \"\(text)\"")
+        }
+        return period
+    }
+
     /// The agent's configuration from merged settings, with kube-proxy's defaults for what none gives.
     func agentConfiguration(_ settings: ProxySettings) throws -> AgentConfiguration {
         func address(_ text: String?, _ standard: BindAddress, _ flag: String) throws -> BindAddress? {
@@ -78,7 +90,8 @@ struct Run: AsyncParsableCommand {
         let configuration = AgentConfiguration(
             minSyncPeriod: settings.minSyncPeriod ?? .seconds(1), syncPeriod: settings.syncPeriod ?? .seconds(30),
             healthzBindAddress: try address(settings.healthzBindAddress, .defaultHealthz, "--healthz-bind-address"),
-            metricsBindAddress: try address(settings.metricsBindAddress, .defaultMetrics, "--metrics-bind-address"))
+            metricsBindAddress: try address(settings.metricsBindAddress, .defaultMetrics, "--metrics-bind-address"),
+            fullRebuildPeriod: try fullRebuild())
         if let problem = configuration.problem { throw ValidationError(problem) }
         return configuration
     }

@@ -87,6 +87,16 @@ struct CLITests {
         #expect(other.stdout.contains("+\t\tip daddr @cluster-ips jump mark-for-masquerade"))
     }
 
+    @Test("run refuses an invalid --full-rebuild-period before it starts (exit 2, the flag named)")
+    func runRejectsABadRebuildPeriod() async throws {
+        for value in ["hourly", "0s"] {
+            let result = try await sb(["run", "--full-rebuild-period", value, "--kubeconfig", "/nonexistent"] + Self.flags)
+            #expect(result.status.code == 2, "\(value): \(result)")
+            #expect(result.stderr.contains("--full-rebuild-period"), "\(value): \(result.stderr)")
+        }
+        #expect(try await sb(["run", "--help"]).stdout.contains("--full-rebuild-period"))
+    }
+
     @Test("render is deterministic and is what nft accepts")
     func renderIsDeterministic() async throws {
         let a = try await sb(["render", "-f", Self.examples] + Self.flags)

@@ -76,6 +76,7 @@ import Testing
         #expect(configuration.minSyncPeriod == .seconds(1))
         #expect(configuration.syncPeriod == .seconds(30))
         #expect(configuration.healthzTimeout == .seconds(60))
+        #expect(configuration.fullRebuildPeriod == .seconds(3600))  // kube-proxy's nftables mode: hourly
         #expect(configuration.problem == nil)
     }
 
@@ -83,5 +84,6 @@ import Testing
         #expect(AgentConfiguration(syncPeriod: .zero).problem != nil)
         #expect(AgentConfiguration(minSyncPeriod: .seconds(40)).problem != nil)
         #expect(AgentConfiguration(minSyncPeriod: .seconds(-1)).problem != nil)
+        #expect(AgentConfiguration(fullRebuildPeriod: .zero).problem == "--full-rebuild-period must be positive")
     }
 }

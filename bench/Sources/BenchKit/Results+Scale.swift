@@ -3,6 +3,36 @@
 /// memory in bytes.
 public struct ScaleResult: Codable, Sendable, Equatable {
     /// One proxy process at one size.
+    /// One full rebuild of the intact ruleset (`--full-rebuild-period`) while connections run back to back
+    /// through a ClusterIP from the node namespace.
+    public struct Rebuild: Codable, Sendable, Equatable {
+        public var periodSeconds: Double
+        /// Connections made (each a fresh TCP connect, request and reply) and how many failed.
+        public var connections: Int
+        public var failed: Int
+        /// The rebuild's own duration (the full-sync histogram's sum over the rebuilds seen).
+        public var rebuildMs: Double
+        public var rebuilds: Int
+        /// The agent's `VmRSS` before the traffic, its `VmHWM` (reset just before) after, and `VmRSS` after.
+        public var rssBeforeBytes: Int
+        public var peakRSSBytes: Int
+        public var rssAfterBytes: Int
+
+        public init(
+            periodSeconds: Double, connections: Int, failed: Int, rebuildMs: Double, rebuilds: Int,
+            rssBeforeBytes: Int, peakRSSBytes: Int, rssAfterBytes: Int
+        ) {
+            self.periodSeconds = periodSeconds
+            self.connections = connections
+            self.failed = failed
+            self.rebuildMs = rebuildMs
+            self.rebuilds = rebuilds
+            self.rssBeforeBytes = rssBeforeBytes
+            self.peakRSSBytes = peakRSSBytes
+            self.rssAfterBytes = rssAfterBytes
+        }
+    }
+
     public struct Proxy: Codable, Sendable, Equatable {
         /// `switchboard` or `kube-proxy`.
         public var name: String
@@ -32,6 +62,8 @@ public struct ScaleResult: Codable, Sendable, Equatable {
         /// syncs it ran and their mean duration.
         public var syncs: Int?
         public var meanSyncMs: Double?
+        /// `--rebuild-period`: one full rebuild under continuous connections (switchboard only).
+        public var rebuild: Rebuild?
 
         public init(
             name: String, version: String, coldMs: Double, poll: Summary, rssProgrammedBytes: Int,
@@ -164,6 +196,21 @@ extension BenchResults {
                 }
             })
         md += "\nsyncs / mean sync: from each proxy's `kubeproxy_sync_proxy_rules_duration_seconds` at the end.\n"
+        let rebuilds = scale.sizes.compactMap { s in s.switchboard.rebuild.map { (s.services, $0) } }
+        if !rebuilds.isEmpty {
+            md += "\n## Full rebuild under traffic\n\n"
+            md += "switchboard run with `--full-rebuild-period`; after the new Services, TCP connections back to back "
+            md += "(a fresh connect, request and reply each) from the node namespace through a new Service's "
+            md += "ClusterIP to its 3 pods, until a full rebuild of the intact ruleset (a staged rebuild) has run "
+            md += "and one more round after it. Peak: the agent's `VmHWM`, reset just before the traffic.\n\n"
+            md += markdownTable(
+                ["Services", "period (s)", "rebuilds", "rebuild (ms)", "connections", "failed", "RSS before (MiB)",
+                 "peak RSS (MiB)", "RSS after (MiB)"],
+                rebuilds.map { services, r in
+                    ["\(services)", f(r.periodSeconds), "\(r.rebuilds)", f(r.rebuildMs), "\(r.connections)",
+                     "\(r.failed)", mib(r.rssBeforeBytes), mib(r.peakRSSBytes), mib(r.rssAfterBytes)]
+                })
+        }
         if !scale.gaveOut.isEmpty {
             md += "\n## Not measured\n\n"
             for g in scale.gaveOut { md += "- \(g.services) Services, \(g.proxy): \(g.reason)\n" }

@@ -10,6 +10,9 @@ public struct ScaleOptions: Sendable, Equatable {
     public var newServices = 20
     /// `--settle`: how long after "every Service programmed" the agent's resident set is read again.
     public var settle: Duration = .seconds(5)
+    /// `--rebuild-period`: run switchboard with `--full-rebuild-period` this long and, after the new
+    /// Services, hold continuous connections through a ClusterIP until one full rebuild has run (nil: no).
+    public var rebuildPeriod: Duration?
 
     public init() {}
 
@@ -29,6 +32,9 @@ public struct ScaleOptions: Sendable, Equatable {
                                   --peer, kube-proxy the same way at the first size. Writes latest-scale.*
           --new-services 20       (scale run) new Services per proxy and size
           --settle 5s             (scale run) RSS read again this long after the cold start
+          --rebuild-period D      (scale run) switchboard with --full-rebuild-period D; then connections
+                                  through a ClusterIP, back to back, until one full rebuild has run:
+                                  failed connections, the rebuild's duration, the agent's peak RSS
         """
 
     /// Consumes `flag` if it is one of ours; `value` pops the flag's argument.
@@ -46,6 +52,12 @@ public struct ScaleOptions: Sendable, Equatable {
                 throw Options.UsageError(description: "\(flag): not a duration (e.g. 5s, 500ms): \(text)")
             }
             settle = d
+        case "--rebuild-period":
+            let text = try value()
+            guard let d = GoDuration.parse(text), d > .zero else {
+                throw Options.UsageError(description: "\(flag): not a positive duration (e.g. 60s): \(text)")
+            }
+            rebuildPeriod = d
         default: return false
         }
         return true

@@ -6,8 +6,13 @@ enum ProcessMemory {
     /// Resets this process's peak resident set (`VmHWM`) to the current one (Linux ≥ 4.0: writing 5 to
     /// `clear_refs`), so the next `peakRSS` covers only what happens after this call. False if refused.
     @discardableResult
-    static func resetPeak() -> Bool {
-        guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    static func resetPeak() -> Bool { resetPeak(of: "self") }
+
+    /// Resets `pid`'s `VmHWM` to its current RSS (`/proc/PID/clear_refs`, 5).
+    static func resetPeak(of pid: Int32) -> Bool { resetPeak(of: String(pid)) }
+
+    private static func resetPeak(of process: String) -> Bool {
+        guard let handle = FileHandle(forWritingAtPath: "/proc/\(process)/clear_refs") else { return false }
         defer { try? handle.close() }
         return (try? handle.write(contentsOf: Data("5\n".utf8))) != nil
     }

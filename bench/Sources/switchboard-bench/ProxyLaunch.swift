@@ -16,13 +16,15 @@ enum ProxyLaunch {
     }
 
     /// `switchboard run` against the bridged API, with the run's sync periods.
-    static func switchboard(_ binary: String, plane: BenchControlPlane, churn: ChurnOptions) -> [String] {
+    static func switchboard(
+        _ binary: String, plane: BenchControlPlane, churn: ChurnOptions, fullRebuildPeriod: Duration? = nil
+    ) -> [String] {
         [
             binary, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", SyntheticCluster.nodeName,
             "--cluster-cidr", clusterCIDR, "--min-sync-period", churn.minSyncPeriod.goText,
             "--sync-period", churn.syncPeriod.goText,
             "--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "--v", "0",
-        ]
+        ] + (fullRebuildPeriod.map { ["--full-rebuild-period", $0.goText] } ?? [])
     }
 
     /// kube-proxy (iptables mode) against the bridged API, with the run's sync periods; `env PATH=...` puts

@@ -116,7 +116,8 @@ struct ScaleRun {
         let endpoints = options.endpointsPerService
         let sb = try await measureProxy(
             Subject(name: "switchboard", version: await ProxyLaunch.version([switchboard, "version"]),
-                    command: ProxyLaunch.switchboard(switchboard, plane: plane, churn: churn),
+                    command: ProxyLaunch.switchboard(
+                        switchboard, plane: plane, churn: churn, fullRebuildPeriod: scale.rebuildPeriod),
                     poller: { KernelPoller.switchboard(in: $0, endpointsPerService: endpoints) }),
             plane: plane, initialIPs: initialIPs)
         var kp: ScaleResult.Proxy?
@@ -197,16 +198,23 @@ struct ScaleRun {
                 let pods = net.backends.map { IPAddress($0.ipv4)! }
                 let (latencies, notConnected) = try await newServiceLatencies(
                     subject.name, in: node, pods: pods, writer: plane.writer!, coldMs: coldMs, adopt: net.adopt)
+                var rebuild: ScaleResult.Rebuild?
+                if let period = scale.rebuildPeriod, subject.name == "switchboard" {
+                    rebuild = try await rebuildUnderTraffic(
+                        of: process, in: node, target: Self.newService(0, pods: pods).clusterIP, period: period)
+                }
                 let syncs = await ProxyLaunch.syncMetrics(in: node)
                 ProxyLaunch.logComplaints(of: process, log: log)
                 await process.stop(grace: .seconds(5))
-                return ScaleResult.Proxy(
+                var result = ScaleResult.Proxy(
                     name: subject.name, version: subject.version, coldMs: coldMs, poll: Summary(poller.pollTimes()),
                     rssProgrammedBytes: programmed["VmRSS"] ?? 0, rssSettledBytes: settled["VmRSS"] ?? 0,
                     peakRSSBytes: peak,
                     slabDeltaBytes: delta("Slab"), sUnreclaimDeltaBytes: delta("SUnreclaim"),
                     newService: Summary(latencies), notConnected: notConnected, syncs: syncs?.count,
                     meanSyncMs: syncs?.meanMs)
+                result.rebuild = rebuild
+                return result
             } catch {
                 ProxyLaunch.logTail(of: process, log: log)
                 throw error
@@ -260,6 +268,62 @@ struct ScaleRun {
         log("  \(proxy): new Service → first connect p50 \(fixed(summary.p50, 1)) p99 \(fixed(summary.p99, 1)) "
             + "max \(fixed(summary.max, 1)) ms (\(latencies.count)/\(services.count) connected)")
         return (latencies, notConnected)
+    }
+
+    /// Connections back to back through `target` (a new Service's ClusterIP, 3 pods behind it) from the node
+    /// namespace, in rounds of 100, until the agent's full-sync count has grown (the rebuild `period` after
+    /// the last one has run) and one more round has run after it. The agent's peak RSS is reset first.
+    private func rebuildUnderTraffic(
+        of process: BackgroundProcess, in node: String, target: String, period: Duration
+    ) async throws -> ScaleResult.Rebuild {
+        func fullSyncs() async throws -> (count: Int, seconds: Double) {
+            let r = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: node).checked()
+            var count = 0.0, sum = 0.0
+            for line in r.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let value = Double(parts[1]) else { continue }
+                if parts[0] == "kubeproxy_sync_full_proxy_rules_duration_seconds_count" { count = value }
+                if parts[0] == "kubeproxy_sync_full_proxy_rules_duration_seconds_sum" { sum = value }
+            }
+            return (Int(count), sum)
+        }
+        let before = try await fullSyncs()
+        let rssBefore = ProcessMemory.status(of: process.pid)["VmRSS"] ?? 0
+        if !ProcessMemory.resetPeak(of: process.pid) { log("  note: could not reset the agent's VmHWM") }
+        let deadline = ContinuousClock.now + period + churn.syncPeriod * 2 + .seconds(600)
+        log("  switchboard: connections through \(target):\(Self.servicePort) until a full rebuild has run "
+            + "(--full-rebuild-period \(period.goText))")
+        var connections = 0, failed = 0
+        var after = before
+        var rebuilt = false
+        while true {
+            let results = try await Traffic.requests(
+                from: node, to: target, port: Self.servicePort, proto: .tcp,
+                sourcePorts: Array(repeating: nil, count: 100))
+            connections += results.count
+            for case .failure(let failure) in results {
+                if failed < 5 { log("  switchboard: connection failed: \(failure)") }
+                failed += 1
+            }
+            if rebuilt { break }
+            after = try await fullSyncs()
+            rebuilt = after.count > before.count
+            guard process.isRunning else { throw GaveOut(proxy: "switchboard", reason: "exited during the rebuild") }
+            if ContinuousClock.now > deadline {
+                throw Failure(description: "no full rebuild within \(durationText((period + .seconds(600)).milliseconds / 1000))")
+            }
+        }
+        let status = ProcessMemory.status(of: process.pid)
+        let peak = [status["VmHWM"], status["VmRSS"]].compactMap { $0 }.max() ?? 0
+        let rebuilds = after.count - before.count
+        let result = ScaleResult.Rebuild(
+            periodSeconds: period.milliseconds / 1000, connections: connections, failed: failed,
+            rebuildMs: (after.seconds - before.seconds) * 1000 / Double(rebuilds), rebuilds: rebuilds,
+            rssBeforeBytes: rssBefore, peakRSSBytes: peak, rssAfterBytes: status["VmRSS"] ?? 0)
+        log("  switchboard: \(rebuilds) rebuild(s) of \(fixed(result.rebuildMs, 0)) ms under traffic; "
+            + "\(failed) of \(connections) connections failed; RSS \(rssBefore >> 20) MiB before, "
+            + "peak \(peak >> 20) MiB, \((status["VmRSS"] ?? 0) >> 20) MiB after")
+        return result
     }
 
     /// Deletes the new Services and their slices, so the next proxy starts against the same S Services.

@@ -37,8 +37,10 @@ struct ScaleTests {
     @Test func scaleFlags() throws {
         let o = try Options.parse([
             "--apiserver", "--sizes", "100,300", "--new-services", "5", "--settle", "2s", "--peer", "--endpoints", "50",
-            "--output", "/tmp/scale-out", "--switchboard-bin", "/x/switchboard",
+            "--output", "/tmp/scale-out", "--switchboard-bin", "/x/switchboard", "--rebuild-period", "90s",
         ])
+        #expect(o.scale.rebuildPeriod == .seconds(90))
+        #expect(try Options.parse(["--apiserver"]).scale.rebuildPeriod == nil)
         #expect(o.mode == .scale && o.churn.peer)
         #expect(o.sizes == [100, 300] && o.endpointsPerService == 50 && o.outputDirectory == "/tmp/scale-out")
         #expect(o.scale.newServices == 5 && o.scale.settle == .seconds(2))
@@ -70,6 +72,8 @@ struct ScaleTests {
         ["--new-services", "5"], ["--churn", "--apiserver", "--settle", "1s"], ["--peer", "--new-services", "3"],
         ["--apiserver", "--new-services", "0"], ["--apiserver", "--new-services", "1001"],
         ["--apiserver", "--settle", "soon"], ["--apiserver", "--sizes", "100,60001"], ["--apiserver", "--new-services"],
+        ["--apiserver", "--rebuild-period", "0s"], ["--apiserver", "--rebuild-period", "hourly"],
+        ["--rebuild-period", "60s"],
     ])
     func rejects(arguments: [String]) {
         #expect(throws: Options.UsageError.self) { try Options.parse(arguments) }
@@ -126,7 +130,14 @@ struct ScaleTests {
         #expect(md.contains("switchboard / kube-proxy at 1000 Services: cold start 0.50, RSS settled 0.50, "
             + "peak RSS 0.50, new Service p50 0.50, p99 0.50."))
         #expect(!md.contains("## Not measured"))
+        #expect(!md.contains("## Full rebuild under traffic"))
         #expect(sampleResults().scaleMarkdown.isEmpty)
+
+        results.scale?.sizes[1].switchboard.rebuild = .init(
+            periodSeconds: 60, connections: 1500, failed: 0, rebuildMs: 5250, rebuilds: 1,
+            rssBeforeBytes: 200 << 20, peakRSSBytes: 260 << 20, rssAfterBytes: 210 << 20)
+        #expect(results.scaleMarkdown.contains("## Full rebuild under traffic"))
+        #expect(results.scaleMarkdown.contains("| 10000 | 60.0 | 1 | 5250 | 1500 | 0 | 200.0 | 260.0 | 210.0 |"))
 
         results.scale?.gaveOut = [.init(
             services: 30000, proxy: "switchboard",
