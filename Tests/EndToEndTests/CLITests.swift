@@ -97,6 +97,21 @@ struct CLITests {
         #expect(try await sb(["run", "--help"]).stdout.contains("--full-rebuild-period"))
     }
 
+    @Test("a manifest nested 5000 deep (YAML or JSON) is a clear error, exit 2, not a crash")
+    func deepManifestsAreRefused() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-deep-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let nested = String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000)
+        for (name, text) in [("deep.yaml", "a: " + nested + "\n"), ("deep.json", #"{"a": "# + nested + "}")] {
+            let path = directory.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try await sb(["render", "-f", path] + Self.flags)
+            #expect(!result.status.signaled && result.status.code == 2, "\(name): \(result)")
+            #expect(result.stderr.contains("nested deeper than 128 levels"), "\(name): \(result.stderr)")
+        }
+    }
+
     @Test("render is deterministic and is what nft accepts")
     func renderIsDeterministic() async throws {
         let a = try await sb(["render", "-f", Self.examples] + Self.flags)

@@ -30,6 +30,12 @@ extension JSONValue {
         var out: [ManifestDocument] = []
         for chunk in splitYAMLStream(text) {
             let converter = YAMLConverter(firstLine: chunk.line, budget: 4 * chunk.text.utf8.count + 10_000)
+            // Yams composes recursively: text nested past the limit never reaches it (see `YAMLDepth`).
+            if YAMLDepth.estimate(chunk.text, limit: maximumDepth) > maximumDepth {
+                out.append(ManifestDocument(number: out.count + 1, line: chunk.line, content: .failure(SyntaxError(
+                    line: chunk.line, message: "nested deeper than \(maximumDepth) levels", isTooDeep: true))))
+                continue
+            }
             var stream: YamlSequence<Yams.Node>
             do {
                 stream = try Yams.compose_all(yaml: chunk.text)
@@ -108,7 +114,7 @@ private final class YAMLConverter {
     let firstLine: Int
     /// Nodes left to convert: aliases let a small text expand exponentially ("billion laughs").
     var budget: Int
-    static let maxDepth = 512
+    static let maxDepth = JSONValue.maximumDepth
 
     init(firstLine: Int, budget: Int) {
         self.firstLine = firstLine
