@@ -56,7 +56,7 @@ public struct ShellError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable {
         /// The executable was not found on `PATH`.
         case notFound
-        /// `Process.run()` itself failed (fork/exec, temp files).
+        /// `posix_spawn` itself failed (exec, temp files).
         case launchFailed
         /// The command ran and exited unsuccessfully.
         case failed
@@ -189,6 +189,12 @@ public enum Shell {
 
 /// A started process. `pid` is the command's own pid: `ip netns exec` execs the command in place.
 ///
+/// Spawned with `posix_spawn`: the child gets stdin (a file or /dev/null), stdout and stderr (files), every
+/// other descriptor closed (`closefrom`), an empty signal mask and default signal dispositions. So no
+/// descriptor of this process, or of a sibling spawned at the same moment from another thread, leaks into
+/// a child: a daemon a script leaves running cannot hold anything the test waits on. One thread per child
+/// blocks in `waitpid` for exactly its pid and records the exit.
+///
 /// Signals are only sent while the process is known to be running (its exit not yet observed), so a
 /// recycled pid is never signalled.
 public final class BackgroundProcess: @unchecked Sendable, CustomStringConvertible {
@@ -196,8 +202,7 @@ public final class BackgroundProcess: @unchecked Sendable, CustomStringConvertib
     /// The full argument vector as executed.
     public let command: [String]
 
-    // `@unchecked Sendable`: `process` is only touched in init and kept alive here; the rest is `state`'s.
-    private let process: Process
+    // `@unchecked Sendable`: every mutable field is `state`'s, guarded by its lock.
     private let state: State
 
     init(executable: String, command: [String], input: String?) throws(ShellError) {
@@ -205,66 +210,75 @@ public final class BackgroundProcess: @unchecked Sendable, CustomStringConvertib
         let state = State(base: base, hasInput: input != nil)
         self.state = state
         self.command = command
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(command.dropFirst())
-        self.process = process
-
-        var handles: [FileHandle] = []
-        defer { for handle in handles { try? handle.close() } }
-        do {
-            guard FileManager.default.createFile(atPath: state.stdoutPath, contents: nil),
-                FileManager.default.createFile(atPath: state.stderrPath, contents: nil),
-                let out = FileHandle(forWritingAtPath: state.stdoutPath),
-                let err = FileHandle(forWritingAtPath: state.stderrPath)
-            else { throw ShellError(code: .launchFailed, command: command, message: "cannot create \(base).*") }
-            handles += [out, err]
-            process.standardOutput = out
-            process.standardError = err
-            if let inputPath = state.inputPath, let input {
-                guard FileManager.default.createFile(atPath: inputPath, contents: Data(input.utf8)),
-                    let handle = FileHandle(forReadingAtPath: inputPath)
-                else { throw ShellError(code: .launchFailed, command: command, message: "cannot create \(inputPath)") }
-                handles.append(handle)
-                process.standardInput = handle
-            } else {
-                process.standardInput = FileHandle.nullDevice
-            }
-            // Set before run(): the process may exit before run() returns.
-            process.terminationHandler = { finished in
-                state.finish(
-                    ExitStatus(
-                        code: finished.terminationStatus,
-                        signaled: finished.terminationReason == .uncaughtSignal
-                    )
-                )
-            }
-            try Self.withSignalsUnblocked { try process.run() }
-        } catch let error as ShellError {
+        guard FileManager.default.createFile(atPath: state.stdoutPath, contents: nil),
+            FileManager.default.createFile(atPath: state.stderrPath, contents: nil)
+        else {
             state.removeFiles()
-            throw error
-        } catch {
-            state.removeFiles()
-            throw ShellError(code: .launchFailed, command: command, message: "\(error)")
+            throw ShellError(code: .launchFailed, command: command, message: "cannot create \(base).*")
         }
-        pid = process.processIdentifier
+        if let inputPath = state.inputPath, let input {
+            guard FileManager.default.createFile(atPath: inputPath, contents: Data(input.utf8)) else {
+                state.removeFiles()
+                throw ShellError(code: .launchFailed, command: command, message: "cannot create \(inputPath)")
+            }
+        }
+        let (spawned, code) = Self.spawn(
+            executable, command, stdin: state.inputPath ?? "/dev/null", stdout: state.stdoutPath,
+            stderr: state.stderrPath)
+        guard let spawned else {
+            state.removeFiles()
+            throw ShellError(
+                code: .launchFailed, command: command, message: "posix_spawn: \(String(cString: strerror(code)))")
+        }
+        pid = spawned
+        let child = pid
+        let reaper = Thread {
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) == -1 {
+                if errno != EINTR {
+                    state.finish(ExitStatus(code: 127, signaled: false))  // not our child any more: cannot happen
+                    return
+                }
+            }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (they are macros).
+            let signal = status & 0x7f
+            state.finish(signal == 0 ? ExitStatus(code: (status >> 8) & 0xff) : ExitStatus(code: signal, signaled: true))
+        }
+        reaper.name = "reap-\(child)"
+        reaper.stackSize = 256 << 10
+        reaper.start()
+    }
+
+    /// `posix_spawn` with the descriptors and signal state described on the type: the child's pid, or nil and
+    /// the error number.
+    private static func spawn(
+        _ executable: String, _ arguments: [String], stdin: String, stdout: String, stderr: String
+    ) -> (pid_t?, Int32) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_TRUNC, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_TRUNC, 0)
+        _ = spawnAddClosefrom(&actions, 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let code = posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
+        return code == 0 ? (pid, 0) : (nil, code)
     }
 
     public var description: String { "pid \(pid): \(Shell.render(command))" }
-
-    /// A child inherits the spawning thread's signal mask, and Dispatch worker threads (where async callers
-    /// often run) block SIGTERM: a server spawned there would ignore `stop()` until the SIGKILL. Foundation's
-    /// `Process` does not reset the mask, so spawn with an empty one; the window is the `posix_spawn` call.
-    private static func withSignalsUnblocked<T>(_ body: () throws -> T) rethrows -> T {
-        #if canImport(Glibc) || canImport(Musl)
-            var empty = sigset_t()
-            var saved = sigset_t()
-            sigemptyset(&empty)
-            pthread_sigmask(SIG_SETMASK, &empty, &saved)
-            defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-        #endif
-        return try body()
-    }
 
     /// Whether the process is still running (its exit has not been observed).
     public var isRunning: Bool { state.condition.withLock { state.status == nil } }
@@ -330,7 +344,7 @@ public final class BackgroundProcess: @unchecked Sendable, CustomStringConvertib
         return wait(timeout: nil)!
     }
 
-    /// Exit bookkeeping, shared with the termination handler (which may outlive the handle).
+    /// Exit bookkeeping, shared with the reaper thread (which may outlive the handle).
     private final class State: @unchecked Sendable {
         // `@unchecked Sendable`: every mutable field is guarded by `condition`.
         let condition = NSCondition()
@@ -372,6 +386,10 @@ public final class BackgroundProcess: @unchecked Sendable, CustomStringConvertib
     }
 }
 
+/// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34): in <spawn.h> but not in Swift's Glibc module.
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnAddClosefrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ from: Int32) -> Int32
+
 extension Duration {
     /// Seconds as a floating-point value, for Foundation APIs.
     var seconds: Double {
@@ -381,10 +399,9 @@ extension Duration {
 }
 
 extension Shell {
-    /// `arguments`, run with every descriptor above stderr closed first. A script that leaves daemons
-    /// running (../shared/k8s's up.sh and restart-apiserver.sh start etcd and the API server) would
-    /// otherwise hand them the descriptors Foundation's `Process` watches, and `Process` only sees the
-    /// script's exit once every holder has closed them: `run` would wait until its timeout.
+    /// `arguments`, run with every descriptor above stderr closed first. `Shell` spawns every child that
+    /// way already (and waits with `waitpid`, not for descriptors to close); this is for scripts that leave
+    /// daemons running (../shared/k8s's up.sh), should they be handed to another spawner.
     public static func detachingDaemons(_ arguments: [String]) -> [String] {
         let close = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@""#
         return ["bash", "-c", close, "bash"] + arguments
