@@ -7,9 +7,13 @@ public struct ScaleResult: Codable, Sendable, Equatable {
     /// through a ClusterIP from the node namespace.
     public struct Rebuild: Codable, Sendable, Equatable {
         public var periodSeconds: Double
-        /// Connections made (each a fresh TCP connect, request and reply) and how many failed.
+        /// Connections made (each a fresh TCP connect, request and reply) and how many failed, in all.
         public var connections: Int
         public var failed: Int
+        /// The same, in the rounds of 100 that overlap the rebuild (its span widened by half a second each
+        /// side); the others are the baseline of the harness itself.
+        public var connectionsDuring: Int
+        public var failedDuring: Int
         /// The rebuild's own duration (the full-sync histogram's sum over the rebuilds seen).
         public var rebuildMs: Double
         public var rebuilds: Int
@@ -19,9 +23,11 @@ public struct ScaleResult: Codable, Sendable, Equatable {
         public var rssAfterBytes: Int
 
         public init(
-            periodSeconds: Double, connections: Int, failed: Int, rebuildMs: Double, rebuilds: Int,
-            rssBeforeBytes: Int, peakRSSBytes: Int, rssAfterBytes: Int
+            periodSeconds: Double, connections: Int, failed: Int, connectionsDuring: Int, failedDuring: Int,
+            rebuildMs: Double, rebuilds: Int, rssBeforeBytes: Int, peakRSSBytes: Int, rssAfterBytes: Int
         ) {
+            self.connectionsDuring = connectionsDuring
+            self.failedDuring = failedDuring
             self.periodSeconds = periodSeconds
             self.connections = connections
             self.failed = failed
@@ -202,13 +208,17 @@ extension BenchResults {
             md += "switchboard run with `--full-rebuild-period`; after the new Services, TCP connections back to back "
             md += "(a fresh connect, request and reply each) from the node namespace through a new Service's "
             md += "ClusterIP to its 3 pods, until a full rebuild of the intact ruleset (a staged rebuild) has run "
-            md += "and one more round after it. Peak: the agent's `VmHWM`, reset just before the traffic.\n\n"
+            md += "and one more round after it. Peak: the agent's `VmHWM`, reset just before the traffic. \"Around it\": "
+            md += "the rounds of 100 connections that overlap the rebuild (±0.5 s); the rest are the harness's own "
+            md += "baseline (a Python client and three single-process Python servers at several hundred "
+            md += "connections a second).\n\n"
             md += markdownTable(
-                ["Services", "period (s)", "rebuilds", "rebuild (ms)", "connections", "failed", "RSS before (MiB)",
-                 "peak RSS (MiB)", "RSS after (MiB)"],
+                ["Services", "period (s)", "rebuilds", "rebuild (ms)", "connections around it", "failed around it",
+                 "connections in all", "failed in all", "RSS before (MiB)", "peak RSS (MiB)", "RSS after (MiB)"],
                 rebuilds.map { services, r in
-                    ["\(services)", f(r.periodSeconds), "\(r.rebuilds)", f(r.rebuildMs), "\(r.connections)",
-                     "\(r.failed)", mib(r.rssBeforeBytes), mib(r.peakRSSBytes), mib(r.rssAfterBytes)]
+                    ["\(services)", f(r.periodSeconds), "\(r.rebuilds)", f(r.rebuildMs), "\(r.connectionsDuring)",
+                     "\(r.failedDuring)", "\(r.connections)", "\(r.failed)", mib(r.rssBeforeBytes),
+                     mib(r.peakRSSBytes), mib(r.rssAfterBytes)]
                 })
         }
         if !scale.gaveOut.isEmpty {

@@ -296,32 +296,50 @@ struct ScaleRun {
         var connections = 0, failed = 0
         var after = before
         var rebuilt = false
+        // Each round's span and failures; the rebuild's span is known once the count has moved.
+        var rounds: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant, count: Int, failed: Int)] = []
+        var lastPoll = ContinuousClock.now
+        var rebuildWindow: ClosedRange<ContinuousClock.Instant>?
         while true {
+            let started = ContinuousClock.now
             let results = try await Traffic.requests(
                 from: node, to: target, port: Self.servicePort, proto: .tcp,
                 sourcePorts: Array(repeating: nil, count: 100))
-            connections += results.count
+            var roundFailed = 0
             for case .failure(let failure) in results {
-                if failed < 5 { log("  switchboard: connection failed: \(failure)") }
-                failed += 1
+                if failed + roundFailed < 5 { log("  switchboard: connection failed: \(failure)") }
+                roundFailed += 1
             }
+            rounds.append((started, .now, results.count, roundFailed))
+            connections += results.count
+            failed += roundFailed
             if rebuilt { break }
             after = try await fullSyncs()
-            rebuilt = after.count > before.count
+            let polled = ContinuousClock.now
+            if after.count > before.count {
+                rebuilt = true
+                // It ended between the last two polls and lasted `seconds`: widen by that, and half a second.
+                let seconds = after.seconds - before.seconds
+                rebuildWindow = (lastPoll - .milliseconds(seconds * 1000) - .milliseconds(500))...(polled + .milliseconds(500))
+            }
+            lastPoll = polled
             guard process.isRunning else { throw GaveOut(proxy: "switchboard", reason: "exited during the rebuild") }
             if ContinuousClock.now > deadline {
                 throw Failure(description: "no full rebuild within \(durationText((period + .seconds(600)).milliseconds / 1000))")
             }
         }
+        let during = rounds.filter { round in rebuildWindow.map { $0.overlaps(round.start...round.end) } ?? false }
         let status = ProcessMemory.status(of: process.pid)
         let peak = [status["VmHWM"], status["VmRSS"]].compactMap { $0 }.max() ?? 0
         let rebuilds = after.count - before.count
         let result = ScaleResult.Rebuild(
             periodSeconds: period.milliseconds / 1000, connections: connections, failed: failed,
+            connectionsDuring: during.reduce(0) { $0 + $1.count }, failedDuring: during.reduce(0) { $0 + $1.failed },
             rebuildMs: (after.seconds - before.seconds) * 1000 / Double(rebuilds), rebuilds: rebuilds,
             rssBeforeBytes: rssBefore, peakRSSBytes: peak, rssAfterBytes: status["VmRSS"] ?? 0)
         log("  switchboard: \(rebuilds) rebuild(s) of \(fixed(result.rebuildMs, 0)) ms under traffic; "
-            + "\(failed) of \(connections) connections failed; RSS \(rssBefore >> 20) MiB before, "
+            + "\(result.failedDuring) of \(result.connectionsDuring) connections failed in the rounds around it, "
+            + "\(failed) of \(connections) in all; RSS \(rssBefore >> 20) MiB before, "
             + "peak \(peak >> 20) MiB, \((status["VmRSS"] ?? 0) >> 20) MiB after")
         return result
     }

@@ -134,10 +134,11 @@ struct ScaleTests {
         #expect(sampleResults().scaleMarkdown.isEmpty)
 
         results.scale?.sizes[1].switchboard.rebuild = .init(
-            periodSeconds: 60, connections: 1500, failed: 0, rebuildMs: 5250, rebuilds: 1,
+            periodSeconds: 60, connections: 1500, failed: 2, connectionsDuring: 300, failedDuring: 0,
+            rebuildMs: 5250, rebuilds: 1,
             rssBeforeBytes: 200 << 20, peakRSSBytes: 260 << 20, rssAfterBytes: 210 << 20)
         #expect(results.scaleMarkdown.contains("## Full rebuild under traffic"))
-        #expect(results.scaleMarkdown.contains("| 10000 | 60.0 | 1 | 5250 | 1500 | 0 | 200.0 | 260.0 | 210.0 |"))
+        #expect(results.scaleMarkdown.contains("| 10000 | 60.0 | 1 | 5250 | 300 | 0 | 1500 | 2 | 200.0 | 260.0 | 210.0 |"))
 
         results.scale?.gaveOut = [.init(
             services: 30000, proxy: "switchboard",
