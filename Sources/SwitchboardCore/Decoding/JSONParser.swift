@@ -34,48 +34,27 @@ struct JSONParser: ~Copyable {
     ) throws -> [String: JSONValue] {
         skipWhitespace()
         guard peek == UInt8(ascii: "{") else { throw error("expected a JSON object") }
-        index += 1
         var members: [String: JSONValue] = [:]
-        skipWhitespace()
-        if peek == UInt8(ascii: "}") {
-            index += 1
-        } else {
-            members: while true {
-                skipWhitespace()
-                guard peek == UInt8(ascii: "\"") else { throw error("expected a member name in quotes") }
-                let key = try parseString()
-                skipWhitespace()
-                guard peek == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
-                index += 1
-                skipWhitespace()
-                if key == streamed && peek == UInt8(ascii: "[") {
-                    members[key] = nil
-                    index += 1
-                    skipWhitespace()
-                    if peek == UInt8(ascii: "]") {
-                        index += 1
-                    } else {
-                        elements: while true {
-                            skipWhitespace()
-                            try each(try parseValue(depth: 3))
-                            skipWhitespace()
-                            switch peek {
-                            case UInt8(ascii: ","): index += 1
-                            case UInt8(ascii: "]"): index += 1; break elements
-                            default: throw error("expected ',' or ']' in an array")
-                            }
-                        }
-                    }
-                } else {
-                    members[key] = try parseValue(depth: 2)
+        var failure: (any Error)?
+        do {
+            try parseMembers(depth: 1) { (parser, key) throws(JSONValue.SyntaxError) in
+                guard key == streamed, parser.peek == UInt8(ascii: "[") else {
+                    members[key] = try parser.parseValue(depth: 2)
+                    return
                 }
-                skipWhitespace()
-                switch peek {
-                case UInt8(ascii: ","): index += 1
-                case UInt8(ascii: "}"): index += 1; break members
-                default: throw error("expected ',' or '}' in an object")
+                members[key] = nil
+                try parser.parseElements(depth: 2) { (parser) throws(JSONValue.SyntaxError) in
+                    let value = try parser.parseValue(depth: 3)
+                    do {
+                        try each(value)
+                    } catch {
+                        failure = error
+                        throw parser.error("stopped by the caller")
+                    }
                 }
             }
+        } catch {
+            throw failure ?? error
         }
         skipWhitespace()
         if index < bytes.count { throw error("unexpected text after the JSON value") }
@@ -97,13 +76,31 @@ struct JSONParser: ~Copyable {
     }
 
     private mutating func parseObject(depth: Int) throws(JSONValue.SyntaxError) -> JSONValue {
+        var members: [String: JSONValue] = [:]
+        try parseMembers(depth: depth) { (parser, key) throws(JSONValue.SyntaxError) in
+            members[key] = try parser.parseValue(depth: depth + 1)
+        }
+        return .object(members)
+    }
+
+    private mutating func parseArray(depth: Int) throws(JSONValue.SyntaxError) -> JSONValue {
+        var elements: [JSONValue] = []
+        try parseElements(depth: depth) { (parser) throws(JSONValue.SyntaxError) in
+            elements.append(try parser.parseValue(depth: depth + 1))
+        }
+        return .array(elements)
+    }
+
+    /// An object from its `{` to its `}`: `member` reads each member's value (the parser is at it).
+    private mutating func parseMembers(
+        depth: Int, _ member: (inout JSONParser, String) throws(JSONValue.SyntaxError) -> Void
+    ) throws(JSONValue.SyntaxError) {
         try checkDepth(depth)
         index += 1  // {
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if peek == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return
         }
         while true {
             skipWhitespace()
@@ -113,32 +110,34 @@ struct JSONParser: ~Copyable {
             guard peek == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
             index += 1
             skipWhitespace()
-            members[key] = try parseValue(depth: depth + 1)
+            try member(&self, key)
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"): index += 1; return .object(members)
+            case UInt8(ascii: "}"): index += 1; return
             default: throw error("expected ',' or '}' in an object")
             }
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(JSONValue.SyntaxError) -> JSONValue {
+    /// An array from its `[` to its `]`: `element` reads each element (the parser is at it).
+    private mutating func parseElements(
+        depth: Int, _ element: (inout JSONParser) throws(JSONValue.SyntaxError) -> Void
+    ) throws(JSONValue.SyntaxError) {
         try checkDepth(depth)
         index += 1  // [
-        var elements: [JSONValue] = []
         skipWhitespace()
         if peek == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return
         }
         while true {
             skipWhitespace()
-            elements.append(try parseValue(depth: depth + 1))
+            try element(&self)
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"): index += 1; return .array(elements)
+            case UInt8(ascii: "]"): index += 1; return
             default: throw error("expected ',' or ']' in an array")
             }
         }
