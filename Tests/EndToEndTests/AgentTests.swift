@@ -210,6 +210,64 @@ struct AgentTests {
         #expect(try await reply(net, "10.96.0.20", port: 41500) == "b2", "rules were flushed on stop")
     }
 
+    /// Issue 11, resources: a long-running agent's descriptors and threads stay constant over thousands of
+    /// syncs, and start → sync → SIGTERM ends with exit 0 and the rules in place, 100 times in a row.
+    @Test("resources: descriptors and threads constant over 2000 syncs; SIGTERM after a sync exits 0, 100 times")
+    func resourcesAndRepeatedShutdown() async throws {
+        try await withNodeAndControlPlane { net, plane in
+            try await net.startServer(on: "b1", proto: .tcp, port: 8080)
+            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
+                                   slice("web-1", service: "web", net, ["b1"])])
+            let ns = net.node("n1").namespace
+
+            // Periodic syncs every 10 ms (each reads the tables' canary through libnftables).
+            let agent = try Shell.start([
+                SwitchboardBinary.path!, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
+                "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "0s", "--sync-period", "10ms", "--v", "0",
+            ], in: ns)
+            net.adopt(agent)
+            func syncs() async throws -> Int {
+                let metrics = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: ns)
+                let line = metrics.stdout.split(separator: "\n")
+                    .first { $0.hasPrefix("kubeproxy_sync_proxy_rules_duration_seconds_count ") }
+                return line.flatMap { Double($0.split(separator: " ")[1]) }.map { Int($0) } ?? 0
+            }
+            func counts() throws -> (fds: Int, threads: Int) {
+                let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/fd").count
+                let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent.pid)/task").count
+                return (fds, threads)
+            }
+            #expect(try await eventually(within: .seconds(30)) { try await syncs() >= 200 } != nil, "no syncs")
+            let early = try counts()
+            let earlySyncs = try await syncs()
+            #expect(try await eventually(within: .seconds(120)) { try await syncs() >= earlySyncs + 2000 } != nil,
+                    "2000 more syncs did not happen")
+            let late = try counts()
+            print("agent: after \(earlySyncs) syncs \(early.fds) fds / \(early.threads) threads; after "
+                + "\(try await syncs()) syncs \(late.fds) fds / \(late.threads) threads")
+            #expect(late.fds == early.fds, "descriptors grew: \(early.fds) → \(late.fds)")
+            // libdispatch starts and retires worker threads by itself; a leak would grow with the 2000 syncs.
+            #expect(late.threads <= early.threads + 4, "threads grew: \(early.threads) → \(late.threads)")
+            #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+
+            // Start, first sync, SIGTERM: 100 times.
+            var failures: [String] = []
+            for round in 1...100 {
+                _ = try await Shell.run(["nft", "delete", "table", "ip", "switchboard"], in: ns)  // each start is cold
+                let run = try startAgent(net, plane)
+                let synced = try await eventually(within: .seconds(20)) { try await reply(net, "10.96.0.10", port: 42000 + round) == "b1" }
+                let status = await run.stop(grace: .seconds(10))
+                if synced == nil || status != ExitStatus(code: 0) {
+                    failures.append("round \(round): synced \(synced != nil), \(status)\n\(run.output().stderr.suffix(2000))")
+                }
+                if try await reply(net, "10.96.0.10", port: 43000 + round) != "b1" {
+                    failures.append("round \(round): rules not in place after SIGTERM")
+                }
+            }
+            #expect(failures.isEmpty, "\(failures.count) of 100 rounds failed; first: \(failures.first ?? "")")
+        }
+    }
+
     /// kube-proxy's health checks for `externalTrafficPolicy: Local`: the agent serves the Service's
     /// healthCheckNodePort on the node, and the answer follows this node's ready endpoints.
     @Test("healthCheckNodePort: 200 with a local endpoint, 503 without, closed when the policy or the Service goes")
