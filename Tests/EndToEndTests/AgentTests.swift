@@ -268,6 +268,53 @@ struct AgentTests {
         }
     }
 
+    /// Issue 11, kernel faults: our ruleset damaged out of band while traffic flows. A deleted table or a
+    /// flushed ruleset loses the canary and is rebuilt at the next periodic sync; a flushed chain or a
+    /// removed element keeps it, and is repaired by the next full rebuild (`--full-rebuild-period`, 1h by
+    /// default, 4 s here). The times printed are the README's "Failure behaviour" figures.
+    @Test("kernel faults: table deleted, ruleset flushed 5 times, chain flushed, element removed: each repaired")
+    func kernelFaultsAreRepaired() async throws {
+        try await withNodeAndControlPlane { net, plane in
+            try await net.startServer(on: "b1", proto: .tcp, port: 8080)
+            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
+                                   slice("web-1", service: "web", net, ["b1"])])
+            let ns = net.node("n1").namespace
+            let agent = try Shell.start([
+                SwitchboardBinary.path!, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
+                "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "100ms", "--sync-period", "1s",
+                "--full-rebuild-period", "4s", "--v", "2",
+            ], in: ns)
+            net.adopt(agent)
+            var port = 44000
+            func answers() async throws -> Bool {
+                port += 1
+                return try await reply(net, "10.96.0.10", port: port) == "b1"
+            }
+            #expect(try await eventually(within: .seconds(20)) { try await answers() } != nil, "never synced")
+
+            func fault(_ name: String, _ command: [String], within limit: Duration) async throws {
+                try await Shell.run(command, in: ns).checked()
+                #expect(try await !answers(), "\(name): the fault did not break the Service")
+                let repaired = try await eventually(within: limit) { try await answers() }
+                #expect(repaired != nil, "\(name): not repaired within \(limit)")
+                print("agent fault: \(name) → traffic back after \(repaired.map { "\($0)" } ?? "never")")
+            }
+            try await fault("table deleted", ["nft", "delete", "table", "ip", "switchboard"], within: .seconds(5))
+            for round in 1...5 {
+                try await fault("nft flush ruleset (\(round) of 5)", ["nft", "flush", "ruleset"], within: .seconds(5))
+                try await Task.sleep(for: .seconds(1))
+            }
+            try await fault("chain services flushed", ["nft", "flush", "chain", "ip", "switchboard", "services"],
+                            within: .seconds(12))
+            try await fault("cluster IP's dispatch element removed",
+                            // Whichever dispatch set (per Maglev table size) holds it.
+                            ["bash", "-c", "for m in 13 31 61 127 251 509 1021; do nft delete element ip switchboard "
+                                + "service-ips-m$m '{ 10.96.0.10 . tcp . 80 }' 2>/dev/null && exit 0; done; exit 1"],
+                            within: .seconds(12))
+            #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+        }
+    }
+
     /// kube-proxy's health checks for `externalTrafficPolicy: Local`: the agent serves the Service's
     /// healthCheckNodePort on the node, and the answer follows this node's ready endpoints.
     @Test("healthCheckNodePort: 200 with a local endpoint, 503 without, closed when the policy or the Service goes")
