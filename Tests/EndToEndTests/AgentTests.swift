@@ -315,6 +315,51 @@ struct AgentTests {
         }
     }
 
+    /// Issue 11, API faults: the API server frozen (SIGSTOP: its socket accepts, nothing answers) for 30 s
+    /// while traffic flows. Rules stay, the agent stays healthy (nothing is waiting to be synced), and a
+    /// change made as soon as the server is back is programmed within 3 s.
+    @Test("API server frozen for 30 s: traffic unaffected, healthz 200, a change after it programmed within 3 s")
+    func frozenAPIServer() async throws {
+        try await withNodeAndControlPlane { net, plane in
+            for b in ["b1", "b2"] { try await net.startServer(on: b, proto: .tcp, port: 8080) }
+            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
+                                   slice("web-1", service: "web", net, ["b1"])])
+            let ns = net.node("n1").namespace
+            let agent = try startAgent(net, plane)
+            #expect(try await eventually(within: .seconds(20)) { try await reply(net, "10.96.0.10") == "b1" } != nil)
+            let pids = try String(contentsOf: plane.directory.appendingPathComponent("pids"), encoding: .utf8)
+            let lines = pids.split(separator: "\n")
+            let apiserver = try #require(lines.count >= 2 ? Int32(lines[1]) : nil, "no API server pid in \(pids)")
+            #expect(kill(apiserver, SIGSTOP) == 0)
+            var failed = 0, made = 0
+            let frozen = ContinuousClock.now
+            do {
+                while ContinuousClock.now - frozen < .seconds(30) {
+                    made += 1
+                    if try await reply(net, "10.96.0.10", port: 45000 + made) != "b1" { failed += 1 }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                let healthz = try await Shell.run(
+                    ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:10256/healthz"], in: ns)
+                #expect(healthz.stdout == "200", "healthz while the API is frozen with nothing to sync")
+            } catch {
+                kill(apiserver, SIGCONT)
+                throw error
+            }
+            #expect(kill(apiserver, SIGCONT) == 0)
+            #expect(failed == 0, "\(failed) of \(made) connections failed while the API server was frozen")
+            #expect(agent.isRunning)
+            // Back: move the Service to b2; programmed within 3 s of the change.
+            try await plane.apply([slice("web-1", service: "web", net, ["b2"])])
+            let applied = ContinuousClock.now
+            let moved = try await eventually(within: .seconds(10)) { try await reply(net, "10.96.0.10", port: 46000) == "b2" }
+            print("agent: API frozen 30 s (\(made) connections, \(failed) failed) → change after it programmed in "
+                + "\(moved.map { "\($0)" } ?? "never") (from the apply's return: \(ContinuousClock.now - applied))")
+            #expect(moved != nil && moved! <= .seconds(3), "the change after the freeze took \(String(describing: moved))")
+            #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+        }
+    }
+
     /// kube-proxy's health checks for `externalTrafficPolicy: Local`: the agent serves the Service's
     /// healthCheckNodePort on the node, and the answer follows this node's ready endpoints.
     @Test("healthCheckNodePort: 200 with a local endpoint, 503 without, closed when the policy or the Service goes")
