@@ -67,13 +67,25 @@ struct AgentTests {
     static let topology = Topology.Builder()
         .node("n1").backend("b1", on: "n1").backend("b2", on: "n1").client("c1", attachedTo: "n1")
 
-    private func startAgent(_ net: Topology, _ plane: ControlPlane, kubeconfig: String? = nil) throws -> BackgroundProcess {
+    /// `switchboard run` in node n1; `periods` replaces the sync flags (and may add others, e.g.
+    /// `--full-rebuild-period`).
+    private func startAgent(
+        _ net: Topology, _ plane: ControlPlane, kubeconfig: String? = nil,
+        periods: [String] = ["--min-sync-period", "100ms", "--sync-period", "2s", "--v", "2"]
+    ) throws -> BackgroundProcess {
         let agent = try Shell.start([
             SwitchboardBinary.path!, "run", "--kubeconfig", kubeconfig ?? plane.nodeKubeconfig, "--hostname-override", "n1",
-            "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "100ms", "--sync-period", "2s", "--v", "2",
-        ], in: net.node("n1").namespace)
+            "--cluster-cidr", SB.clusterCIDRs,
+        ] + periods, in: net.node("n1").namespace)
         net.adopt(agent)
         return agent
+    }
+
+    /// A server on b1:8080, this node's Node, and Service `web` (10.96.0.10:80) with b1 as its endpoint.
+    private func webOnB1(_ net: Topology, _ plane: ControlPlane) async throws {
+        try await net.startServer(on: "b1", proto: .tcp, port: 8080)
+        try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
+                               slice("web-1", service: "web", net, ["b1"])])
     }
 
     private func service(_ name: String, ip: String) -> String {
@@ -215,17 +227,11 @@ struct AgentTests {
     @Test("resources: descriptors and threads constant over 2000 syncs; SIGTERM after a sync exits 0, 100 times")
     func resourcesAndRepeatedShutdown() async throws {
         try await withNodeAndControlPlane { net, plane in
-            try await net.startServer(on: "b1", proto: .tcp, port: 8080)
-            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
-                                   slice("web-1", service: "web", net, ["b1"])])
+            try await webOnB1(net, plane)
             let ns = net.node("n1").namespace
 
             // Periodic syncs every 10 ms (each reads the tables' canary through libnftables).
-            let agent = try Shell.start([
-                SwitchboardBinary.path!, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
-                "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "0s", "--sync-period", "10ms", "--v", "0",
-            ], in: ns)
-            net.adopt(agent)
+            let agent = try startAgent(net, plane, periods: ["--min-sync-period", "0s", "--sync-period", "10ms", "--v", "0"])
             func syncs() async throws -> Int {
                 let metrics = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: ns)
                 let line = metrics.stdout.split(separator: "\n")
@@ -275,16 +281,10 @@ struct AgentTests {
     @Test("kernel faults: table deleted, ruleset flushed 5 times, chain flushed, element removed: each repaired")
     func kernelFaultsAreRepaired() async throws {
         try await withNodeAndControlPlane { net, plane in
-            try await net.startServer(on: "b1", proto: .tcp, port: 8080)
-            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
-                                   slice("web-1", service: "web", net, ["b1"])])
+            try await webOnB1(net, plane)
             let ns = net.node("n1").namespace
-            let agent = try Shell.start([
-                SwitchboardBinary.path!, "run", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
-                "--cluster-cidr", SB.clusterCIDRs, "--min-sync-period", "100ms", "--sync-period", "1s",
-                "--full-rebuild-period", "4s", "--v", "2",
-            ], in: ns)
-            net.adopt(agent)
+            let agent = try startAgent(
+                net, plane, periods: ["--min-sync-period", "100ms", "--sync-period", "1s", "--full-rebuild-period", "4s", "--v", "2"])
             var port = 44000
             func answers() async throws -> Bool {
                 port += 1
@@ -321,9 +321,8 @@ struct AgentTests {
     @Test("API server frozen for 30 s: traffic unaffected, healthz 200, a change after it programmed within 3 s")
     func frozenAPIServer() async throws {
         try await withNodeAndControlPlane { net, plane in
-            for b in ["b1", "b2"] { try await net.startServer(on: b, proto: .tcp, port: 8080) }
-            try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"),
-                                   slice("web-1", service: "web", net, ["b1"])])
+            try await net.startServer(on: "b2", proto: .tcp, port: 8080)
+            try await webOnB1(net, plane)
             let ns = net.node("n1").namespace
             let agent = try startAgent(net, plane)
             #expect(try await eventually(within: .seconds(20)) { try await reply(net, "10.96.0.10") == "b1" } != nil)
@@ -496,8 +495,7 @@ struct AgentTests {
         let write = try await kubectl(["create", "service", "clusterip", "x", "--tcp=80:80"])
         #expect(!write.succeeded && write.stderr.contains("forbidden"), "\(write.stderr)")
 
-        try await net.startServer(on: "b1", proto: .tcp, port: 8080)
-        try await plane.apply([SB.nodeManifest(net), service("web", ip: "10.96.0.10"), slice("web-1", service: "web", net, ["b1"])])
+        try await webOnB1(net, plane)
         let agent = try startAgent(net, plane, kubeconfig: kubeconfig)
         let answered = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
         #expect(answered != nil, "the agent did not program the Service under the deploy ClusterRole")

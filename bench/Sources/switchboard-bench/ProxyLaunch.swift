@@ -57,20 +57,26 @@ enum ProxyLaunch {
     /// `kubeproxy_sync_proxy_rules_duration_seconds` `_count` and `_sum` from the proxy's /metrics in its
     /// namespace (both serve it on 127.0.0.1:10249), or nil.
     static func syncMetrics(in namespace: String) async -> (count: Int, meanMs: Double)? {
-        guard let r = try? await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: namespace),
-            r.succeeded
+        guard let (count, sum) = try? await histogram("kubeproxy_sync_proxy_rules_duration_seconds", in: namespace),
+            let count, let sum, count > 0
         else { return nil }
+        return (Int(count), sum / count * 1000)
+    }
+
+    /// The unlabelled histogram `name`'s `_count` and `_sum` (seconds) from the proxy's /metrics in its
+    /// namespace, each nil when the proxy does not serve it. Throws when /metrics cannot be read.
+    static func histogram(_ name: String, in namespace: String) async throws -> (count: Double?, sum: Double?) {
+        let r = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: namespace).checked()
         var count: Double?
         var sum: Double?
         for line in r.stdout.split(separator: "\n") {
             let parts = line.split(separator: " ")
             guard parts.count == 2, let value = Double(parts[1]) else { continue }
-            // Unlabelled series only (switchboard's has no labels; kube-proxy 1.20's neither).
-            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_count" { count = value }
-            if parts[0] == "kubeproxy_sync_proxy_rules_duration_seconds_sum" { sum = value }
+            // Unlabelled series only (switchboard's have no labels; kube-proxy 1.20's neither).
+            if parts[0] == name + "_count" { count = value }
+            if parts[0] == name + "_sum" { sum = value }
         }
-        guard let count, let sum, count > 0 else { return nil }
-        return (Int(count), sum / count * 1000)
+        return (count, sum)
     }
 
     /// `switchboard` or `kube-proxy`: the program behind `ip netns exec NS [env PATH=...]`.

@@ -277,15 +277,9 @@ struct ScaleRun {
         of process: BackgroundProcess, in node: String, target: String, period: Duration
     ) async throws -> ScaleResult.Rebuild {
         func fullSyncs() async throws -> (count: Int, seconds: Double) {
-            let r = try await Shell.run(["curl", "-s", "http://127.0.0.1:10249/metrics"], in: node).checked()
-            var count = 0.0, sum = 0.0
-            for line in r.stdout.split(separator: "\n") {
-                let parts = line.split(separator: " ")
-                guard parts.count == 2, let value = Double(parts[1]) else { continue }
-                if parts[0] == "kubeproxy_sync_full_proxy_rules_duration_seconds_count" { count = value }
-                if parts[0] == "kubeproxy_sync_full_proxy_rules_duration_seconds_sum" { sum = value }
-            }
-            return (Int(count), sum)
+            let (count, sum) = try await ProxyLaunch.histogram(
+                "kubeproxy_sync_full_proxy_rules_duration_seconds", in: node)
+            return (Int(count ?? 0), sum ?? 0)
         }
         let before = try await fullSyncs()
         let rssBefore = ProcessMemory.status(of: process.pid)["VmRSS"] ?? 0
