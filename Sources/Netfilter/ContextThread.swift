@@ -34,6 +34,23 @@ enum NetworkNamespace {
         return .success(fd)
     }
 
+    /// When the calling thread is no longer in the namespace `home` refers to: `home` and a descriptor of
+    /// the thread's namespace now. Otherwise nil, and `home` is closed.
+    static func moved(from home: Int32?) -> (home: Int32, worker: Int32)? {
+        guard let home else { return nil }
+        guard case .success(let own) = current() else {
+            close(home)
+            return nil
+        }
+        var a = stat(), b = stat()
+        if fstat(home, &a) == 0, fstat(own, &b) == 0, a.st_ino != b.st_ino || a.st_dev != b.st_dev {
+            return (home, own)
+        }
+        close(home)
+        close(own)
+        return nil
+    }
+
     /// Moves the calling thread (only) into the namespace `fd` refers to; `what` names it in errors.
     static func enter(descriptor fd: Int32, _ what: String) -> Result<Void, NetfilterError> {
         // `setns(2)` is declared only under `_GNU_SOURCE`, which Swift's Glibc module does not define, so
@@ -64,6 +81,9 @@ final class ContextThread<Context>: @unchecked Sendable {
     private var isStopping = false
     private let exited = DispatchSemaphore(value: 0)
     private let stopped: NetfilterError
+    /// Set once by the thread before the first job: descriptors of the namespace the thread was started in
+    /// and of the one `make` moved it to, when the two differ.
+    private var namespaces: (home: Int32, worker: Int32)?
 
     private init(stopped: NetfilterError) { self.stopped = stopped }
 
@@ -82,14 +102,21 @@ final class ContextThread<Context>: @unchecked Sendable {
             // Named from inside: corelibs Foundation does not apply a name set before `start()`, and a
             // new thread otherwise inherits its creator's name.
             Thread.current.name = threadName
+            let home = try? NetworkNamespace.current().get()
             switch make() {
             case .failure(let error):
+                if let home { close(home) }
                 started.complete(.failure(error))
                 worker.exited.signal()
             case .success(let context):
+                worker.namespaces = NetworkNamespace.moved(from: home)
                 started.complete(.success(()))
                 worker.serve(context)
                 free(context)
+                if let (home, own) = worker.namespaces {
+                    close(home)
+                    close(own)
+                }
                 worker.exited.signal()
             }
         }
@@ -147,12 +174,26 @@ final class ContextThread<Context>: @unchecked Sendable {
     ) async throws(NetfilterError) -> T {
         let stopped = self.stopped
         let result: Result<T, NetfilterError> = await withCheckedContinuation { continuation in
-            guard submit({ context in continuation.resume(returning: body(context)) }) else {
+            guard submit({ context in
+                let result = body(context)
+                self.atHome { continuation.resume(returning: result) }
+            }) else {
                 continuation.resume(returning: .failure(stopped))
                 return
             }
         }
         return try result.get()
+    }
+
+    /// Runs `body` on the worker thread back in the namespace it was started in. Resuming a continuation
+    /// can make libdispatch start a thread of Swift's cooperative pool from the resuming thread, and a new
+    /// thread inherits its creator's namespace: a pool thread started in a scratch namespace would run
+    /// later tasks there (seen in `namespacesStayIsolated` under parallel tests).
+    private func atHome(_ body: () -> Void) {
+        guard let (home, own) = namespaces else { return body() }
+        _ = NetworkNamespace.enter(descriptor: home, "back to the worker's starting namespace")
+        body()
+        _ = NetworkNamespace.enter(descriptor: own, "back into the worker's namespace")
     }
 }
 
