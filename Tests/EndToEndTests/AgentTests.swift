@@ -315,6 +315,75 @@ struct AgentTests {
         }
     }
 
+    /// Issue 11, kernel faults: the agent SIGKILLed in the middle of the cold sync of 2000 Services (10
+    /// endpoints each: about 150k elements, which the agent writes in bounded batches, so a kill can land
+    /// between two of them), at several points of it. Each time, a restarted agent ends with exactly the
+    /// ruleset the cluster calls for (`switchboard diff` exits 0) and the Service answers.
+    @Test("SIGKILL during a cold sync of 2000 Services, then a restart: the ruleset ends exactly right")
+    func killedDuringColdSync() async throws {
+        try await withNodeAndControlPlane { net, plane in
+            try await webOnB1(net, plane)
+            let ns = net.node("n1").namespace
+            // 2000 Services beside `web`, each with a slice of 10 endpoints (addresses nothing answers on:
+            // only `web` carries traffic), created 500 objects at a time.
+            var objects: [String] = []
+            for i in 0..<2000 {
+                let ip = "10.96.\(20 + i / 250).\(1 + i % 250)"
+                objects.append(service("bulk-\(i)", ip: ip))
+                objects.append(Manifest.slice(
+                    "bulk-\(i)-1", service: "bulk-\(i)", apiVersion: "discovery.k8s.io/v1beta1",
+                    ports: [("http", "TCP", 8080)],
+                    endpoints: (1...10).map { .init(address: "10.244.\(i / 20).\((i % 20) * 10 + $0)") }))
+            }
+            for start in stride(from: 0, to: objects.count, by: 500) {
+                try await plane.kubectl(["create", "-f", "-"], input: Manifest.stream(Array(objects[start..<min(start + 500, objects.count)])))
+            }
+            let diff = [SwitchboardBinary.path!, "diff", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
+                        "--cluster-cidr", SB.clusterCIDRs]
+            /// What the kernel holds: no table, a table without its canary (a cold sync cut short: the
+            /// canary goes in with the last batch), or a table with it.
+            func kernelState() async throws -> String {
+                let canary = try await Shell.run(["nft", "list", "set", "ip", "switchboard", "canary"], in: ns,
+                                                 timeout: .seconds(60))
+                if !canary.succeeded { return "no table" }
+                return canary.stdout.contains("elements = { 1 }") ? "complete" : "partial (no canary)"
+            }
+            func synced(_ agent: BackgroundProcess) -> Bool { agent.output().stderr.contains(" synced") }
+
+            // One cold sync, undisturbed, to learn how long it takes.
+            let first = try startAgent(net, plane)
+            let cold = try await eventually(within: .seconds(120)) { synced(first) }
+            let coldTime = try #require(cold, "the cold sync of 2000 Services did not finish")
+            #expect(first.output().stderr.contains("batches="), "the cold sync was not batched: nothing to cut")
+            #expect(await first.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+            print("agent: cold sync of 2000 Services (10 endpoints each) synced \(coldTime) after the start")
+
+            // Killed late in it (the list and the compile come first), then restarted over what it left.
+            var partial = 0
+            for (round, fraction) in [0.6, 0.75, 0.9].enumerated() {
+                _ = try await Shell.run(["nft", "delete", "table", "ip", "switchboard"], in: ns)
+                let doomed = try startAgent(net, plane)
+                try await Task.sleep(for: coldTime * fraction)
+                #expect(doomed.signal(SIGKILL))
+                _ = await doomed.wait()
+                let left = try await kernelState()
+                if left.hasPrefix("partial") { partial += 1 }
+                let agent = try startAgent(net, plane)
+                let resynced = try await eventually(within: .seconds(120)) { synced(agent) }
+                let check = try await Shell.run(diff, in: ns, timeout: .seconds(120))
+                let answers = try await reply(net, "10.96.0.10", port: 47000 + round)
+                print("agent: SIGKILL at \(fraction) of the cold sync left \(left); restarted, synced after "
+                    + "\(resynced.map { "\($0)" } ?? "never"); diff exit \(check.status.code); web answered by \(answers ?? "nobody")")
+                #expect(resynced != nil, "kill at \(fraction): no sync after the restart\n\(agent.output().stderr.suffix(3000))")
+                #expect(check.status.code == 0,
+                        "kill at \(fraction): the kernel differs from the cluster\n\(check.stdout.prefix(3000))\(check.stderr.prefix(2000))")
+                #expect(answers == "b1", "kill at \(fraction): web did not answer")
+                #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+            }
+            #expect(partial > 0, "no kill landed in the middle of the cold sync (a table without its canary)")
+        }
+    }
+
     /// Issue 11, API faults: the API server frozen (SIGSTOP: its socket accepts, nothing answers) for 30 s
     /// while traffic flows. Rules stay, the agent stays healthy (nothing is waiting to be synced), and a
     /// change made as soon as the server is back is programmed within 3 s.
