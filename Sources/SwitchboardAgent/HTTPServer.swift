@@ -51,88 +51,104 @@ final class HTTPServer: Sendable {
         try await bound.value
     }
 
+    /// Serves until graceful shutdown (or cancellation), then closes the listener and every open
+    /// connection.
+    ///
+    /// Connections are plain channel handlers (`HTTPConnectionHandler`), not `NIOAsyncChannel`s: a
+    /// connection accepted while the listener closes is wrapped, dropped unserved, and an async
+    /// channel dropped before its first use traps when the connection turns active ("Deinited
+    /// NIOAsyncWriter without calling finish()", NIO 2.101): a SIGILL at SIGTERM under client load,
+    /// reproduced by `HTTPServerTests.shutsDownCleanlyWhileClientsHammerIt`.
     func run() async throws {
-        typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-        let server: NIOAsyncChannel<Connection, Never>
+        let connections = OpenConnections()
+        let handler = self.handler
+        let server: any Channel
         do {
             server = try await ServerBootstrap(group: eventLoopGroup)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: bindAddress.host, port: bindAddress.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                .childChannelInitializer { channel in
+                    connections.insert(channel)
+                    return channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        return try Connection(wrappingChannelSynchronously: channel)
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(handler: handler))
                     }
                 }
+                .bind(host: bindAddress.host, port: bindAddress.port).get()
         } catch {
             logger.error(
                 "cannot listen", metadata: ["server": "\(name)", "address": "\(bindAddress)", "error": "\(error)"])
             bound.fail(error)
             throw error
         }
-        let port = server.channel.localAddress?.port ?? bindAddress.port
+        let port = server.localAddress?.port ?? bindAddress.port
         bound.set(port)
         logger.info("listening", metadata: ["server": "\(name)", "address": "\(bindAddress.host)", "port": "\(port)"])
 
-        do {
-            try await cancelWhenGracefulShutdown {
-                try await server.executeThenClose { connections in
-                    // Stopping closes the listener rather than cancelling the accept loop: a cancelled
-                    // iterator drops the connections NIO has already accepted and buffered, and a dropped
-                    // NIOAsyncChannel traps ("Deinited NIOAsyncWriter without calling finish()"). Closed,
-                    // the stream still hands over what it buffered, then ends; each connection is then
-                    // closed through `executeThenClose`. Hence the loop runs in a task of its own that is
-                    // never cancelled, and this task only waits for it.
-                    let acceptLoop = Task {
-                        await withDiscardingTaskGroup { group in
-                            do {
-                                for try await connection in connections {
-                                    group.addTask { await self.serve(connection) }
-                                }
-                            } catch {
-                                // The listener failed or was closed; either way, stop accepting.
-                            }
-                            group.cancelAll()
-                        }
-                    }
-                    await withTaskCancellationHandler {
-                        await acceptLoop.value
-                    } onCancel: {
-                        server.channel.close(promise: nil)
-                    }
-                }
+        // Until graceful shutdown or cancellation (or the listener failing).
+        // (A future's `get()` ignores cancellation: closing the listener is what ends the wait.)
+        try? await cancelWhenGracefulShutdown {
+            try await withTaskCancellationHandler {
+                try await server.closeFuture.get()
+            } onCancel: {
+                server.close(promise: nil)
             }
-        } catch is CancellationError {
-            // Shutting down.
         }
+        try? await server.close()
+        for connection in connections.closeAll() { connection.close(promise: nil) }
         logger.info("stopped", metadata: ["server": "\(name)"])
     }
+}
 
-    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
-        do {
-            try await connection.executeThenClose { inbound, outbound in
-                var request: HTTPRequestHead?
-                for try await part in inbound {
-                    switch part {
-                    case .head(let head):
-                        request = head
-                    case .body:
-                        break  // no endpoint takes a body
-                    case .end:
-                        guard let head = request else { continue }
-                        request = nil
-                        try await respond(to: head, outbound)
-                        if !head.isKeepAlive { return }
-                    }
-                }
-            }
-        } catch {
-            logger.debug("connection ended", metadata: ["server": "\(name)", "error": "\(error)"])
+/// The server's open connections, so stopping closes them too (a keep-alive connection to a health
+/// check port must not outlive its Service).
+private final class OpenConnections: Sendable {
+    private let channels = Mutex<(open: [ObjectIdentifier: any Channel], closed: Bool)>(([:], false))
+
+    /// Tracks `channel` until it closes; one that arrives after `closeAll` is closed at once.
+    func insert(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let admitted = channels.withLock { state in
+            if state.closed { return false }
+            state.open[id] = channel
+            return true
+        }
+        guard admitted else { return channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in _ = self.channels.withLock { $0.open.removeValue(forKey: id) } }
+    }
+
+    /// Stops admitting connections; returns the open ones.
+    func closeAll() -> [any Channel] {
+        channels.withLock { state in
+            state.closed = true
+            return Array(state.open.values)
+        }
+    }
+}
+
+/// One HTTP/1.1 connection: each complete GET or HEAD request gets the handler's response, in order.
+private final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let handler: HTTPServer.Handler
+    private var request: HTTPRequestHead?
+
+    init(handler: @escaping HTTPServer.Handler) { self.handler = handler }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break  // no endpoint takes a body
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            respond(to: head, context)
         }
     }
 
-    private func respond(
-        to request: HTTPRequestHead, _ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
-    ) async throws {
+    private func respond(to request: HTTPRequestHead, _ context: ChannelHandlerContext) {
         let path = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         let response: HTTPResponse =
             switch request.method {
@@ -145,12 +161,18 @@ final class HTTPServer: Sendable {
         headers.add(name: "X-Content-Type-Options", value: "nosniff")
         headers.add(name: "Connection", value: request.isKeepAlive ? "keep-alive" : "close")
         for (name, value) in response.extraHeaders { headers.add(name: name, value: value) }
-        try await outbound.write(
-            .head(HTTPResponseHead(version: request.version, status: response.status, headers: headers)))
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))),
+            promise: nil)
         if request.method != .HEAD {
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(string: response.body))))
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
         }
-        try await outbound.write(.end(nil))
+        if request.isKeepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }
 

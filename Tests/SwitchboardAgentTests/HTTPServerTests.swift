@@ -84,6 +84,25 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
         }
     }
 
+    /// Issue 11 (a SIGILL once seen at SIGTERM): graceful shutdown while clients connect, send whole,
+    /// half and no requests, and hang up, 40 times. A connection dropped without `finish()` traps (in
+    /// debug builds, as the test binary is), which would crash this test.
+    @Test func shutsDownCleanlyWhileClientsHammerIt() async throws {
+        for round in 0..<40 {
+            let health = HealthState(healthzTimeout: .seconds(60))
+            health.updated()
+            let server = HealthzServer(bindAddress: loopback, health: health, logger: quietLogger())
+            let hammer = Hammer()
+            try await withServices([server]) {
+                let port = try await server.port()
+                hammer.start(port: port, threads: 4)
+                try await Task.sleep(for: .milliseconds(20 + (round % 8) * 10))
+            }
+            let connects = hammer.stop()
+            #expect(connects > 0, "round \(round): no client connected")
+        }
+    }
+
     @Test func metricsAndProxyMode() async throws {
         let metrics = AgentMetrics()
         metrics.recordSync(
@@ -231,5 +250,62 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
             configuration: AgentConfiguration(healthzBindAddress: nil, metricsBindAddress: nil), logger: quietLogger())
         #expect(agent.services.count == 2)
         #expect(agent.healthzServer == nil && agent.metricsServer == nil)
+    }
+}
+
+/// Client threads that connect to a loopback port over and over, each time sending a whole request, half
+/// of one, or nothing, and hanging up without reading (or after reading a little).
+final class Hammer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running = true
+    private var connects = 0
+    private var threads: [Thread] = []
+    private let done = DispatchGroup()
+
+    func start(port: Int, threads count: Int) {
+        for index in 0..<count {
+            done.enter()
+            let thread = Thread { [self] in
+                var n = index
+                while lock.withLock({ running }) {
+                    n += 1
+                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    guard fd >= 0 else { continue }
+                    // A SYN queued on a listener that then closed is retried after a second: don't wait for it.
+                    var limit = timeval(tv_sec: 0, tv_usec: 50_000)
+                    _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+                    var address = sockaddr_in()
+                    address.sin_family = sa_family_t(AF_INET)
+                    address.sin_port = in_port_t(UInt16(port).bigEndian)
+                    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                    let connected = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                        }
+                    }
+                    if connected {
+                        lock.withLock { connects += 1 }
+                        let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+                        let length = [request.count, request.count / 2, 0][n % 3]
+                        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, length, Int32(MSG_NOSIGNAL)) }
+                        if n % 5 == 0 {
+                            var buffer = [UInt8](repeating: 0, count: 64)
+                            _ = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                        }
+                    }
+                    close(fd)
+                }
+                done.leave()
+            }
+            threads.append(thread)
+            thread.start()
+        }
+    }
+
+    /// Stops the threads and returns how many connections they made.
+    func stop() -> Int {
+        lock.withLock { running = false }
+        done.wait()
+        return lock.withLock { connects }
     }
 }
