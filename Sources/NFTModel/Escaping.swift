@@ -22,21 +22,6 @@ public func nftCommentText(_ s: String) -> String {
     return out
 }
 
-/// The one way a string from outside becomes part of a kernel object name (a chain, set or map name).
-/// nft identifiers are `[a-zA-Z_][a-zA-Z0-9/\\_.-]*`, unquoted; anything else becomes `_`, and the
-/// result is capped so that a name stays within the kernel's 256-byte limit. Callers make names unique
-/// with a hash prefix, so the mapping need not be injective.
-public func nftIdentifierPart(_ s: String, limit: Int = 100) -> String {
-    var out = ""
-    for scalar in s.unicodeScalars {
-        let ok = ("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-            || scalar == "/" || scalar == "_" || scalar == "." || scalar == "-"
-        out.unicodeScalars.append(ok ? scalar : "_")
-        if out.utf8.count >= limit { break }
-    }
-    return out
-}
-
 /// Whether `name` is an nft identifier that can be written unquoted (all kernel names must be).
 public func isValidNFTIdentifier(_ name: String) -> Bool {
     guard let first = name.unicodeScalars.first, name.utf8.count < 256 else { return false }

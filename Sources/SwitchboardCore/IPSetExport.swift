@@ -4,7 +4,8 @@ import NFTModel
 /// host firewalls written for IPVS mode (`iptables -m set --match-set KUBE-CLUSTER-IP dst,dst ...`) keep
 /// working with Switchboard. Switchboard's own rules never read them.
 ///
-/// Not exported: `KUBE-HEALTH-CHECK-NODE-PORT` (Switchboard serves no health-check node ports yet) and
+/// Not exported: `KUBE-HEALTH-CHECK-NODE-PORT` (IPVS mode's own filter rules accept health checks with it;
+/// Switchboard's health-check servers need no rule, and no firewall written for IPVS mode reads it) and
 /// `KUBE-IPVS-IPS` (addresses bound to `kube-ipvs0`, which Switchboard does not have).
 public enum KubeIPSet: String, Hashable, Sendable, CaseIterable, Comparable {
     case loopBack = "KUBE-LOOP-BACK"

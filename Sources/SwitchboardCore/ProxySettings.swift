@@ -95,13 +95,29 @@ public struct ProxySettings: Hashable, Sendable {
                     "--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix "
                         + "(detectLocal.interfaceNamePrefix)")
             }
+            try Self.checkInterfaceName(prefix, "--pod-interface-name-prefix (detectLocal.interfaceNamePrefix)")
             return .interfaceNamePrefix(prefix)
         case .bridgeInterface:
             guard let bridge = podBridgeInterface?.trimmingSpaces, !bridge.isEmpty else {
                 throw ProxySettingsError(
                     "--detect-local-mode BridgeInterface needs --pod-bridge-interface (detectLocal.bridgeInterface)")
             }
+            try Self.checkInterfaceName(bridge, "--pod-bridge-interface (detectLocal.bridgeInterface)")
             return .bridgeInterface(bridge)
+        }
+    }
+
+    /// A Linux interface name as the kernel accepts one (at most 15 bytes, not `.` or `..`, no `/`, `:` or
+    /// white space), and nothing nft would read as more than a name: no quote, backslash or `*` (the
+    /// rules append the wildcard themselves), only printable ASCII. The name is written into rule text.
+    static func checkInterfaceName(_ name: String, _ what: String) throws(ProxySettingsError) {
+        let bytes = Array(name.utf8)
+        let valid = bytes.count <= 15 && name != "." && name != ".."
+            && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7f && !"/:\"\\*".utf8.contains($0) }
+        guard valid else {
+            throw ProxySettingsError(
+                "\(what): \(Field.quote(name)) is not an interface name (at most 15 printable ASCII characters, "
+                    + "none of / : \" \\ * or white space)")
         }
     }
 

@@ -1,6 +1,6 @@
 /// Hashes whose values are part of Switchboard's contract with the kernel.
 ///
-/// Kernel object names and Maglev tables are shared between releases (an upgraded agent adopts the table its
+/// Maglev tables are shared between releases (an upgraded agent adopts the table its
 /// predecessor left behind) and between nodes (every node must pick the same backend for a flow). Swift's `Hasher`
 /// is seeded per process, so nothing here may use it; every function below is pinned by golden tests, and changing
 /// one is a breaking change to state already in the kernel.
@@ -38,30 +38,9 @@ func stableMix64(_ x: UInt64) -> UInt64 {
 
 /// FNV-1a 64-bit of the string's UTF-8 bytes.
 ///
-/// Stable across processes and releases (never Swift's seeded `Hasher`): values derived from it name kernel objects
-/// and fill Maglev tables that are shared across upgrades and across nodes. It hashes bytes, not characters, so two
+/// Stable across processes and releases (never Swift's seeded `Hasher`): the hash Maglev's permutations are salted
+/// variants of (`Maglev.offsetHash`/`skipHash`), so its reference vectors pin every node's tables. It hashes bytes, not characters, so two
 /// canonically equivalent but differently encoded strings hash differently, exactly as the kernel sees them.
 public func stableHash64(_ s: String) -> UInt64 {
     FNV1a64.hash(s.utf8)
-}
-
-/// The lowercase RFC 4648 base32 alphabet: letters and digits only, so the text is valid anywhere in an nft
-/// identifier and survives case-insensitive tooling.
-private let base32Alphabet: [UInt8] = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
-
-/// Eight characters of lowercase base32 (`a-z`, `2-7`) encoding 40 bits of a stable hash of `s`.
-///
-/// Stable across processes and releases: chain, set and map names are built from it (`svc-<hash8>-...`), and those
-/// names are kernel state shared across upgrades, so a change here orphans every object a previous release created.
-/// The 64-bit FNV-1a value is finalized with `fmix64` before its top 40 bits are taken, so that service ports that
-/// differ in one character get visibly different names; 40 bits keep the chance of any collision among 100k names
-/// near 0.5%, and callers keep the readable part of the name next to the hash anyway. The first character may be a
-/// digit: use the result after a letter prefix, never as a whole identifier.
-public func stableHash8(_ s: String) -> String {
-    let bits = stableMix64(stableHash64(s)) >> 24  // top 40 bits
-    var out = [UInt8](repeating: 0, count: 8)
-    for i in 0..<8 {
-        out[i] = base32Alphabet[Int((bits >> UInt64(35 - 5 * i)) & 0x1f)]
-    }
-    return String(decoding: out, as: UTF8.self)
 }

@@ -158,11 +158,6 @@ private func vmap(_ name: String, _ elements: [String: String]) -> NFTSet {
 
     @Test(arguments: ["", "1abc", "a b", "a\"b", "a:b", "a;b"])
     func invalidIdentifiers(name: String) { #expect(!isValidNFTIdentifier(name)) }
-
-    @Test func identifierPartSanitises() {
-        #expect(nftIdentifierPart("fd00::1/80") == "fd00__1/80")
-        #expect(isValidNFTIdentifier("x" + nftIdentifierPart(#"a"; flush ruleset"#)))
-    }
 }
 
 @Suite struct UnifiedDiffTests {

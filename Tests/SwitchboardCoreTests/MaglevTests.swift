@@ -214,33 +214,5 @@ extension MaglevTests {
         func stableHash64Golden(input: String, expected: UInt64) {
             #expect(stableHash64(input) == expected)
         }
-
-        /// Names already in kernels: these must never change.
-        @Test(arguments: [
-            ("", "57ib6yf2"),
-            ("a", "qkrkswfj"),
-            ("default/kubernetes/https", "dilzurez"),
-            ("kube-system/kube-dns/dns-tcp", "ud64cota"),
-            ("café/ünïcode", "yz7pj7oo"),
-        ])
-        func stableHash8Golden(input: String, expected: String) {
-            #expect(stableHash8(input) == expected)
-        }
-
-        @Test(arguments: [
-            "", "a", "x\"; flush ruleset; \"", "ns/name/port", "café", String(repeating: "z", count: 300),
-        ])
-        func stableHash8IsEightIdentifierCharacters(input: String) {
-            let h = stableHash8(input)
-            #expect(h.utf8.count == 8)
-            let letters = UInt8(ascii: "a")...UInt8(ascii: "z")
-            let digits = UInt8(ascii: "2")...UInt8(ascii: "7")
-            #expect(h.utf8.allSatisfy { letters.contains($0) || digits.contains($0) })
-        }
-
-        @Test func stableHash8SeparatesNeighbours() {
-            let names = (0..<2000).map { "default/web/port-\($0)" }
-            #expect(Set(names.map(stableHash8)).count == names.count)
-        }
     }
 }

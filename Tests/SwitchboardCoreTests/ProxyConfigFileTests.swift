@@ -209,6 +209,15 @@ import Testing
         (ProxySettings(detectLocalMode: .interfaceNamePrefix), nil),
         (ProxySettings(detectLocalMode: .interfaceNamePrefix, podBridgeInterface: "cbr0"), nil),
         (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: " "), nil),
+        // Names go into rule text: nothing that nft would read as more than a name, nothing the kernel refuses.
+        (ProxySettings(detectLocalMode: .interfaceNamePrefix, podInterfaceNamePrefix: "veth\" accept"), nil),
+        (ProxySettings(detectLocalMode: .interfaceNamePrefix, podInterfaceNamePrefix: "cali*"), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: "br\\0"), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: "a-very-long-bridge"), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: "br:0"), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: "br-é"), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: ".."), nil),
+        (ProxySettings(detectLocalMode: .bridgeInterface, podBridgeInterface: "cni0.100_x-y"), .bridgeInterface("cni0.100_x-y")),
     ])
     func detectLocal(settings: ProxySettings, expected: LocalDetection?) throws {
         if let expected {
