@@ -81,6 +81,14 @@ struct TextBuffer {
     var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
+/// A whole number of seconds as nft prints a duration (`time_print`): `1d2h3m4s`, `3h`, `15s`, `0s`. The
+/// one writer of that text: rules the compiler writes and listings read back must agree on it.
+public func nftDuration(seconds: Int) -> String {
+    var text = TextBuffer()
+    text.appendDuration(seconds: seconds)
+    return text.string
+}
+
 /// Renders the statements and values of a JSON listing as the text `nft list` prints for them.
 ///
 /// Every JSON object is checked for members this code does not know: an unknown member, expression

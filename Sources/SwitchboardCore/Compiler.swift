@@ -314,13 +314,6 @@ struct ServiceCompiler {
         })
     }
 
-    /// A duration as nft prints it: `3h`, `1m30s`, `15s`.
-    private func nftDuration(seconds: Int) -> String {
-        guard seconds > 0 else { return "0s" }
-        let parts = [(seconds / 86400, "d"), (seconds % 86400 / 3600, "h"), (seconds % 3600 / 60, "m"), (seconds % 60, "s")]
-        return parts.filter { $0.0 > 0 }.map { "\($0.0)\($0.1)" }.joined()
-    }
-
     // MARK: - Semantics
 
     /// One backend of a service port: address and the port resolved through its slice.

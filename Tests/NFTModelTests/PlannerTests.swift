@@ -158,6 +158,9 @@ private func vmap(_ name: String, _ elements: [String: String]) -> NFTSet {
 
     @Test(arguments: ["", "1abc", "a b", "a\"b", "a:b", "a;b"])
     func invalidIdentifiers(name: String) { #expect(!isValidNFTIdentifier(name)) }
+
+    @Test(arguments: [(0, "0s"), (15, "15s"), (90, "1m30s"), (10800, "3h"), (93784, "1d2h3m4s"), (86400, "1d")])
+    func durationsAsNftPrintsThem(seconds: Int, text: String) { #expect(nftDuration(seconds: seconds) == text) }
 }
 
 @Suite struct UnifiedDiffTests {
