@@ -61,6 +61,10 @@ public final class KubeClient: ListWatcher {
             configuration.tlsConfiguration = try config.tlsConfiguration()
         }
         configuration.redirectConfiguration = .disallow
+        // A failed connection fails the request at once: informers retry with their own jittered backoff and
+        // report every failure. (AsyncHTTPClient's own retries would hold a request until its deadline and
+        // hide, for a minute, a server certificate that no retry can make acceptable.)
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(options.readTimeout.nanoseconds))
         self.config = config
         self.options = options
@@ -155,7 +159,7 @@ public final class KubeClient: ListWatcher {
             let path = resource.path + QueryString.make(query)
             let body: ByteBuffer
             do {
-                body = try await getBody(path)
+                body = try await getBody(path, needs: resource.permission("list"))
             } catch let error as KubeAPIError where error.isGone && token != nil && !restarted {
                 items = []
                 pages = 0
@@ -208,7 +212,7 @@ public final class KubeClient: ListWatcher {
             ("timeoutSeconds", String(min(max(timeoutSeconds, 1), cap))),
         ]
         let path = resource.path + QueryString.make(query)
-        let response = try await send(path)
+        let response = try await send(path, needs: resource.permission("watch"))
         let chunks = response.body.map { Array($0.readableBytesView) }
         return WatchEventStream(resource: resource, source: "watch \(resource.path)", chunks: chunks)
     }
@@ -233,8 +237,8 @@ public final class KubeClient: ListWatcher {
     }
 
     /// The whole body of a 2xx answer to GET `pathAndQuery` (at most `options.maximumResponseBytes`).
-    private func getBody(_ pathAndQuery: String) async throws -> ByteBuffer {
-        let response = try await send(pathAndQuery)
+    private func getBody(_ pathAndQuery: String, needs permission: Permission? = nil) async throws -> ByteBuffer {
+        let response = try await send(pathAndQuery, needs: permission)
         do {
             return try await response.body.collect(upTo: options.maximumResponseBytes)
         } catch {
@@ -245,8 +249,10 @@ public final class KubeClient: ListWatcher {
 
     /// GETs `pathAndQuery`, returning the response of a 2xx answer with its body still to read, and throwing
     /// the server's `Status` for anything else. A 401 with a token file re-reads the file and retries once:
-    /// the kubelet may have rotated the token since it was last read.
-    private func send(_ pathAndQuery: String) async throws -> HTTPClientResponse {
+    /// the kubelet may have rotated the token since it was last read. A 403 names `permission`.
+    ///
+    /// The only request this client makes: it never writes to the API (`ReadOnlyClientTests`).
+    private func send(_ pathAndQuery: String, needs permission: Permission? = nil) async throws -> HTTPClientResponse {
         let context = "GET \(pathAndQuery)"
         var attempt = 0
         while true {
@@ -269,7 +275,8 @@ public final class KubeClient: ListWatcher {
             let status = Int(response.status.code)
             if (200..<300).contains(status) { return response }
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { [UInt8]($0.readableBytesView) } ?? []
-            let error = KubeAPIError.fromResponse(status: status, body: body, context: context)
+            var error = KubeAPIError.fromResponse(status: status, body: body, context: context)
+            if error.isForbidden { error.denied = permission }
             if error.isUnauthorized, let tokens {
                 tokens.refused()
                 if tokens.canRefresh && attempt == 1 { continue }
