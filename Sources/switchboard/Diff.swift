@@ -76,7 +76,11 @@ struct Diff: AsyncParsableCommand {
         let context = try node.nodeContext(node.settings())
         let snapshot: (objects: [KubeObject], diagnostics: [Diagnostic])
         do {
-            let client = try KubeClient(config: KubeConfig.load(kubeconfigPath: kubeconfig))
+            let config = try KubeConfig.load(kubeconfigPath: kubeconfig)
+            if let warning = config.insecureWarning {
+                FileHandle.standardError.write(Data("switchboard: warning: \(warning)\n".utf8))
+            }
+            let client = try KubeClient(config: config)
             do {
                 snapshot = try await client.snapshot(nodeName: context.nodeName)
                 try await client.shutdown()
