@@ -80,7 +80,8 @@ struct Diff: AsyncParsableCommand {
             if let warning = config.insecureWarning {
                 FileHandle.standardError.write(Data("switchboard: warning: \(warning)\n".utf8))
             }
-            let client = try KubeClient(config: config)
+            // One shot: a connection that fails (a refused certificate, nothing listening) is reported at once.
+            let client = try KubeClient(config: config, options: .init(retryConnections: false))
             do {
                 snapshot = try await client.snapshot(nodeName: context.nodeName)
                 try await client.shutdown()
