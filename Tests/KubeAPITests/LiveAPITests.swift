@@ -284,8 +284,8 @@ struct LiveAPITests {
                 #expect(error.message.hasPrefix("too old resource version"), "\(error)")
 
                 try await plane.apply(Manifest.service("after-restart", namespace: ns))
-                // Seen as an upsert, or in the re-list when the informer's backoff (grown while the server was
-                // away) outlasted the create.
+                // Seen as an upsert, or in the re-list when that came after the create (a restarted API server
+                // answers 403 for a moment, which the informer backs off from like any failure).
                 let events = try await log.waitFor("the Service made after the restart", within: .seconds(45)) {
                     $0.contains {
                         $0.summary == "upsert Service \(ns)/after-restart"
