@@ -74,9 +74,11 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
                                 let metadata: Logger.Metadata = ["error": "\(error)", "retryIn": "\(retryIn)"]
                                 let message = Logger.Message(
                                     stringLiteral: "missing permission: cannot \(permission): grant it to this "
-                                        + "agent's ServiceAccount (deploy/switchboard.yaml's ClusterRole has it); retrying")
+                                        + "agent's ServiceAccount (deploy/switchboard.yaml's ClusterRole has it); "
+                                        + "retrying")
                                 switch times {
-                                case 1: logger.warning("\(kind) watch interrupted: forbidden; retrying", metadata: metadata)
+                                case 1:
+                                    logger.warning("\(kind) watch interrupted: forbidden; retrying", metadata: metadata)
                                 case 2: logger.error(message, metadata: metadata)
                                 default: logger.debug(message, metadata: metadata)
                                 }

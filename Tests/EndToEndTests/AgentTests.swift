@@ -547,7 +547,8 @@ struct AgentTests {
                             guard case .array(let values)? = item[key] else { throw SetupError("a rule without \(key)") }
                             return values.compactMap { if case .string(let s) = $0 { s } else { nil } }
                         }
-                        return Rule(groups: try strings("apiGroups"), resources: try strings("resources"), verbs: try strings("verbs"))
+                        return Rule(groups: try strings("apiGroups"), resources: try strings("resources"),
+                                    verbs: try strings("verbs"))
                     })
                 case "ClusterRoleBinding": break
                 default: continue
@@ -681,9 +682,12 @@ struct AgentTests {
     /// server, and `serviceAccount` (ca.crt, token, namespace) is bind-mounted on
     /// /var/run/secrets/kubernetes.io/serviceaccount in a private mount namespace. The mount point is made
     /// inside a tmpfs on /run, private to the agent: nothing appears on the host.
-    private func startInClusterAgent(_ net: Topology, _ plane: ControlPlane, serviceAccount: String) throws -> BackgroundProcess {
+    private func startInClusterAgent(
+        _ net: Topology, _ plane: ControlPlane, serviceAccount: String
+    ) throws -> BackgroundProcess {
         let url = try #require(URL(string: try plane.apiURL()))
-        let script = "mount -t tmpfs -o size=1m switchboard-test /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount "
+        let script = "mount -t tmpfs -o size=1m switchboard-test /run "
+            + "&& mkdir -p /run/secrets/kubernetes.io/serviceaccount "
             + "&& mount --bind \"$0\" /var/run/secrets/kubernetes.io/serviceaccount && exec \"$@\""
         let agent = try Shell.start([
             "unshare", "--mount", "--propagation", "private", "sh", "-c", script, serviceAccount,
