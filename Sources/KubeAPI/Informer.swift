@@ -14,6 +14,9 @@ public enum InformerEvent: Hashable, Sendable {
     /// The list or watch failed and is retried after `retryIn`. For logs and metrics; no action needed.
     /// (`error.isGone` is routine: the informer re-lists and a `.synced` follows.)
     case interrupted(KubeAPIError, retryIn: Duration)
+    /// After `.interrupted`: a list or watch request succeeded again. Lets a consumer that reported a lasting
+    /// failure (a forbidden watch) clear it even when nothing changes.
+    case recovered
 }
 
 /// Tuning of an informer; the defaults suit an agent.
@@ -56,6 +59,7 @@ public struct InformerOptions: Hashable, Sendable {
 ///     case .delete(let object): state.remove(object)
 ///     case .diagnostics(let diagnostics): log(diagnostics); metrics.invalid += diagnostics.count
 ///     case .interrupted(let error, let delay): log(error, delay)
+///     case .recovered: log("back")
 ///     }
 /// }
 /// ```
@@ -93,6 +97,8 @@ public struct Informer: AsyncSequence, Sendable {
         private var watchOpened = ContinuousClock.now
         private var watchTimeout: Duration = .zero
         private var listed = false
+        /// A failure was reported and no request has succeeded since: the next success says `.recovered`.
+        private var interrupted = false
         private var random = SystemRandomNumberGenerator()
 
         fileprivate init(informer: Informer) {
@@ -128,7 +134,7 @@ public struct Informer: AsyncSequence, Sendable {
                             pageSize: informer.options.pageSize,
                             fromCache: !listed && informer.options.firstListFromCache)
                         listed = true
-                        pending = reflector.listed(result)
+                        pending = recovered() + reflector.listed(result)
                     } catch {
                         try requestFailed(error, context: "list \(informer.resource)")
                     }
@@ -141,6 +147,7 @@ public struct Informer: AsyncSequence, Sendable {
                         watch = stream.makeAsyncIterator()
                         watchOpened = .now
                         watchTimeout = .seconds(seconds)
+                        pending = recovered()
                     } catch {
                         try requestFailed(error, context: "watch \(informer.resource)")
                     }
@@ -174,7 +181,16 @@ public struct Informer: AsyncSequence, Sendable {
             delay = reflector.watchEnded(
                 openFor: watchOpened.duration(to: .now), requested: watchTimeout,
                 error: error, using: &random)
-            if let error { pending.append(.interrupted(error, retryIn: delay)) }
+            if let error {
+                pending.append(.interrupted(error, retryIn: delay))
+                interrupted = true
+            }
+        }
+
+        /// `[.recovered]` for the first success after a failure, else nothing.
+        private mutating func recovered() -> [InformerEvent] {
+            defer { interrupted = false }
+            return interrupted ? [.recovered] : []
         }
 
         private mutating func requestFailed(_ error: any Error, context: String) throws {
@@ -182,6 +198,7 @@ public struct Informer: AsyncSequence, Sendable {
             let error = KubeAPIError.transport(error, context: context)
             delay = reflector.requestFailed(error, using: &random)
             pending.append(.interrupted(error, retryIn: delay))
+            interrupted = true
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import SwitchboardCore
 
 /// Every failure of the Kubernetes API edge: a kubeconfig that can't be used, a connection that failed, or the
@@ -12,8 +13,11 @@ public struct KubeAPIError: Error, Hashable, Sendable {
         /// The kubeconfig or the in-cluster service account can't be used: a missing context, an unreadable
         /// file, bad base64 or PEM, an unsupported auth method. Nothing was sent.
         case config
-        /// No answer: connect or TLS failure, a reset connection, a timeout.
+        /// No answer: connect failure, a reset connection, a timeout.
         case transport
+        /// The server's TLS certificate was refused: not signed by the trusted certificate authority (or
+        /// expired, or not for the server's name). Retrying cannot help; the CA or the server address is wrong.
+        case certificate
         /// The server answered with an error: a non-2xx HTTP status, or an `ERROR` event in a watch.
         case status
         /// The server's answer is not what the API promises (not JSON, a list without `resourceVersion`).
@@ -30,13 +34,20 @@ public struct KubeAPIError: Error, Hashable, Sendable {
     public var message: String
     /// What was being done: `GET /api/v1/services?...`, `watch /api/v1/services`, or the kubeconfig's path.
     public var context: String
+    /// For a 403 of a list or watch: the permission the request needed, so the error names it whatever the
+    /// server's (or an authorization webhook's) wording.
+    public var denied: Permission?
 
-    public init(kind: Kind, code: Int = 0, reason: String = "", message: String, context: String = "") {
+    public init(
+        kind: Kind, code: Int = 0, reason: String = "", message: String, context: String = "",
+        denied: Permission? = nil
+    ) {
         self.kind = kind
         self.code = code
         self.reason = reason
         self.message = message
         self.context = context
+        self.denied = denied
     }
 
     /// The resourceVersion asked for is too old (compacted, or older than the watch cache), or a list's
@@ -49,21 +60,83 @@ public struct KubeAPIError: Error, Hashable, Sendable {
     public var isForbidden: Bool { kind == .status && code == 403 }
     /// The resource or API group does not exist on this server (HTTP 404).
     public var isNotFound: Bool { kind == .status && code == 404 }
+    /// Waiting will not fix it: the configuration, the server's certificate or the credentials are wrong,
+    /// or RBAC does not allow the request. (A long-running agent keeps retrying even these, since an
+    /// operator may fix them without restarting it; a one-shot command gives up.)
+    public var isPermanent: Bool { kind == .config || kind == .certificate || isUnauthorized || isForbidden }
 }
 
 extension KubeAPIError: CustomStringConvertible {
+    /// One line; a denied permission first (`forbidden: cannot list services at cluster scope`), since that
+    /// is what an operator has to grant.
     public var description: String {
         var text = "kubernetes api \(kind.rawValue)"
         if code != 0 { text += " \(code)" }
         if !reason.isEmpty { text += " \(reason)" }
         if !context.isEmpty { text += " (\(context))" }
+        if let denied { text += ": forbidden: cannot \(denied)" }
         return text + ": " + message
+    }
+}
+
+/// One RBAC permission: a verb on a resource of an API group, cluster-wide or in one namespace.
+///
+/// Written as `kubectl auth can-i` takes it: `list services`, `watch endpointslices.discovery.k8s.io`, then
+/// the scope (`at cluster scope`, `in namespace ns`).
+public struct Permission: Hashable, Sendable, CustomStringConvertible {
+    /// `get`, `list`, `watch`.
+    public var verb: String
+    /// The plural resource, e.g. `endpointslices`.
+    public var resource: String
+    /// `""` for the core group.
+    public var group: String
+    /// nil: cluster-wide.
+    public var namespace: String?
+
+    public init(verb: String, resource: String, group: String, namespace: String? = nil) {
+        self.verb = verb
+        self.resource = resource
+        self.group = group
+        self.namespace = namespace
+    }
+
+    public var description: String {
+        let scope = namespace.map { "in namespace \($0)" } ?? "at cluster scope"
+        return "\(verb) \(resource)\(group.isEmpty ? "" : "." + group) \(scope)"
     }
 }
 
 extension KubeAPIError {
     static func config(_ message: String, _ context: String) -> KubeAPIError {
         KubeAPIError(kind: .config, message: message, context: context)
+    }
+
+    /// Any failure below the API (NIO, TLS, AsyncHTTPClient) as a transport error, or as a certificate error
+    /// when the TLS handshake refused the server's certificate; a `KubeAPIError` as is.
+    static func transport(_ error: any Error, context: String) -> KubeAPIError {
+        if let error = error as? KubeAPIError { return error }
+        let text = String(describing: error)
+        if let problem = certificateProblem(error) {
+            return KubeAPIError(
+                kind: .certificate, message: "TLS: the API server's certificate was refused: \(problem) (\(text))",
+                context: context)
+        }
+        return KubeAPIError(kind: .transport, message: text, context: context)
+    }
+
+    /// What is wrong with the server's certificate, if that is why the handshake failed. BoringSSL reports a
+    /// chain it cannot verify as `CERTIFICATE_VERIFY_FAILED`; NIOSSL checks the name itself.
+    private static func certificateProblem(_ error: any Error) -> String? {
+        if let error = error as? NIOSSLExtraError, error == .failedToValidateHostname {
+            return "it is not issued for the server's host name"
+        }
+        if let error = error as? NIOSSLError, case .handshakeFailed(let inner) = error,
+            String(describing: inner).contains("CERTIFICATE_VERIFY_FAILED")
+        {
+            return "it is not signed by the trusted certificate authority (or it has expired); check the "
+                + "certificate-authority of the kubeconfig, or ca.crt of the service account, and the server address"
+        }
+        return nil
     }
 
     /// The error of a non-2xx response, from its body: a `Status` object when the server sent one (it always

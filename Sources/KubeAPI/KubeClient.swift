@@ -39,11 +39,24 @@ public final class KubeClient: ListWatcher {
         /// The largest non-streamed response accepted (one LIST page, discovery).
         public var maximumResponseBytes: Int
         public var userAgent: String
+        /// Whether a connection that fails is retried (AsyncHTTPClient's quick backoff) until the request's
+        /// deadline, which then fails with the last connection error. On for the agent: after an API server
+        /// restart its watches reconnect within a second, where failing each attempt would grow the
+        /// informers' backoff (13.5 s instead of 0.5-0.7 s in `AgentTests`). Off for one-shot commands, so
+        /// that a refused server certificate is reported at once.
+        public var retryConnections: Bool
+        /// The deadline of discovery requests (`/apis/discovery.k8s.io`, `/version`): small answers, so a
+        /// connection that keeps failing (a refused certificate, with `retryConnections`) is reported sooner
+        /// than `requestTimeout`, which must allow for a large list.
+        public var discoveryTimeout: Duration
 
         public init(
             requestTimeout: Duration = .seconds(60), readTimeout: Duration = .seconds(660),
-            maximumResponseBytes: Int = 256 << 20, userAgent: String = "switchboard"
+            maximumResponseBytes: Int = 256 << 20, userAgent: String = "switchboard", retryConnections: Bool = true,
+            discoveryTimeout: Duration = .seconds(10)
         ) {
+            self.retryConnections = retryConnections
+            self.discoveryTimeout = discoveryTimeout
             self.requestTimeout = requestTimeout
             self.readTimeout = readTimeout
             self.maximumResponseBytes = maximumResponseBytes
@@ -61,6 +74,7 @@ public final class KubeClient: ListWatcher {
             configuration.tlsConfiguration = try config.tlsConfiguration()
         }
         configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.retryConnectionEstablishment = options.retryConnections
         configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(options.readTimeout.nanoseconds))
         self.config = config
         self.options = options
@@ -100,7 +114,7 @@ public final class KubeClient: ListWatcher {
     /// Throws `isNotFound` on servers without the `discovery.k8s.io` group (before 1.17).
     public func endpointSliceVersion() async throws -> EndpointSliceVersion {
         let path = "/apis/discovery.k8s.io"
-        let group = try await getJSON(path)
+        let group = try await getJSON(path, timeout: options.discoveryTimeout)
         guard case .array(let versions) = group["versions"] ?? .null else {
             throw KubeAPIError(
                 kind: .invalidResponse, message: "APIGroup without versions: \(group)",
@@ -118,7 +132,7 @@ public final class KubeClient: ListWatcher {
 
     /// The server's `gitVersion`, e.g. `v1.20.2`, for logs.
     public func serverVersion() async throws -> String {
-        let info = try await getJSON("/version")
+        let info = try await getJSON("/version", timeout: options.discoveryTimeout)
         guard let version = info["gitVersion"]?.stringValue else {
             throw KubeAPIError(kind: .invalidResponse, message: "no gitVersion in \(info)", context: "GET /version")
         }
@@ -155,7 +169,7 @@ public final class KubeClient: ListWatcher {
             let path = resource.path + QueryString.make(query)
             let body: ByteBuffer
             do {
-                body = try await getBody(path)
+                body = try await getBody(path, needs: resource.permission("list"))
             } catch let error as KubeAPIError where error.isGone && token != nil && !restarted {
                 items = []
                 pages = 0
@@ -208,7 +222,7 @@ public final class KubeClient: ListWatcher {
             ("timeoutSeconds", String(min(max(timeoutSeconds, 1), cap))),
         ]
         let path = resource.path + QueryString.make(query)
-        let response = try await send(path)
+        let response = try await send(path, needs: resource.permission("watch"))
         let chunks = response.body.map { Array($0.readableBytesView) }
         return WatchEventStream(resource: resource, source: "watch \(resource.path)", chunks: chunks)
     }
@@ -222,8 +236,8 @@ public final class KubeClient: ListWatcher {
 
     // MARK: - HTTP
 
-    private func getJSON(_ pathAndQuery: String) async throws -> JSONValue {
-        let body = try await getBody(pathAndQuery)
+    private func getJSON(_ pathAndQuery: String, timeout: Duration? = nil) async throws -> JSONValue {
+        let body = try await getBody(pathAndQuery, timeout: timeout)
         do {
             return try body.withUnsafeReadableBytes { try JSONValue(jsonBytes: $0) }
         } catch {
@@ -233,8 +247,10 @@ public final class KubeClient: ListWatcher {
     }
 
     /// The whole body of a 2xx answer to GET `pathAndQuery` (at most `options.maximumResponseBytes`).
-    private func getBody(_ pathAndQuery: String) async throws -> ByteBuffer {
-        let response = try await send(pathAndQuery)
+    private func getBody(
+        _ pathAndQuery: String, needs permission: Permission? = nil, timeout: Duration? = nil
+    ) async throws -> ByteBuffer {
+        let response = try await send(pathAndQuery, needs: permission, timeout: timeout)
         do {
             return try await response.body.collect(upTo: options.maximumResponseBytes)
         } catch {
@@ -245,8 +261,12 @@ public final class KubeClient: ListWatcher {
 
     /// GETs `pathAndQuery`, returning the response of a 2xx answer with its body still to read, and throwing
     /// the server's `Status` for anything else. A 401 with a token file re-reads the file and retries once:
-    /// the kubelet may have rotated the token since it was last read.
-    private func send(_ pathAndQuery: String) async throws -> HTTPClientResponse {
+    /// the kubelet may have rotated the token since it was last read. A 403 names `permission`.
+    ///
+    /// The only request this client makes: it never writes to the API (`ReadOnlyClientTests`).
+    private func send(
+        _ pathAndQuery: String, needs permission: Permission? = nil, timeout: Duration? = nil
+    ) async throws -> HTTPClientResponse {
         let context = "GET \(pathAndQuery)"
         var attempt = 0
         while true {
@@ -260,8 +280,8 @@ public final class KubeClient: ListWatcher {
             }
             let response: HTTPClientResponse
             do {
-                let timeout = TimeAmount.nanoseconds(options.requestTimeout.nanoseconds)
-                response = try await http.execute(request, deadline: .now() + timeout)
+                let limit = TimeAmount.nanoseconds((timeout ?? options.requestTimeout).nanoseconds)
+                response = try await http.execute(request, deadline: .now() + limit)
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 throw KubeAPIError.transport(error, context: context)
@@ -269,7 +289,8 @@ public final class KubeClient: ListWatcher {
             let status = Int(response.status.code)
             if (200..<300).contains(status) { return response }
             let body = (try? await response.body.collect(upTo: 1 << 20)).map { [UInt8]($0.readableBytesView) } ?? []
-            let error = KubeAPIError.fromResponse(status: status, body: body, context: context)
+            var error = KubeAPIError.fromResponse(status: status, body: body, context: context)
+            if error.isForbidden { error.denied = permission }
             if error.isUnauthorized, let tokens {
                 tokens.refused()
                 if tokens.canRefresh && attempt == 1 { continue }

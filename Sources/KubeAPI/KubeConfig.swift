@@ -18,7 +18,8 @@ public struct KubeConfig: Hashable, Sendable {
     public var server: String
     /// PEM certificates to trust for the server; nil means the system's trust roots.
     public var certificateAuthorityPEM: [UInt8]?
-    /// `insecure-skip-tls-verify`: accept any server certificate. For throwaway clusters only.
+    /// `insecure-skip-tls-verify`: accept any server certificate. For throwaway clusters only; commands that
+    /// use such a config print `insecureWarning`.
     public var insecureSkipTLSVerify: Bool
     public var credentials: Credentials
     /// A client certificate for mutual TLS, alone or together with a token.
@@ -78,6 +79,13 @@ public struct KubeConfig: Hashable, Sendable {
         }
         let home = environment["HOME"] ?? NSHomeDirectory()
         return try load(kubeconfigPath: home + "/.kube/config", context: context)
+    }
+
+    /// The warning to print once at start when TLS is not verified, else nil.
+    public var insecureWarning: String? {
+        guard insecureSkipTLSVerify, server.hasPrefix("https://") else { return nil }
+        return "\(source): insecure-skip-tls-verify is set: the API server's certificate is not verified, so "
+            + "anyone on the path to \(server) can pose as it; set certificate-authority instead"
     }
 
     /// The TLS settings for this server: its CA as the only trust roots (or the system's), full verification

@@ -63,6 +63,11 @@ public struct KubeResource: Hashable, Sendable, CustomStringConvertible {
         return copy
     }
 
+    /// What RBAC must allow for `verb` on this collection.
+    public func permission(_ verb: String) -> Permission {
+        Permission(verb: verb, resource: plural, group: group, namespace: namespace)
+    }
+
     /// `v1` or `discovery.k8s.io/v1beta1`, as objects spell it.
     public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
 

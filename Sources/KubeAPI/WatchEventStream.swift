@@ -88,11 +88,3 @@ private final class ChunkSource {
         try await nextChunk()
     }
 }
-
-extension KubeAPIError {
-    /// Any failure below the API (NIO, TLS, AsyncHTTPClient) as a transport error; a `KubeAPIError` as is.
-    static func transport(_ error: any Error, context: String) -> KubeAPIError {
-        if let error = error as? KubeAPIError { return error }
-        return KubeAPIError(kind: .transport, message: String(describing: error), context: context)
-    }
-}

@@ -13,9 +13,13 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
     private let resources: [(ObjectKind, KubeResource)]
     private let logger: Logger
 
-    /// Discovers which EndpointSlice version the server serves (`discovery.k8s.io/v1`, else `v1beta1`).
-    public init(client: KubeClient, nodeName: String, logger: Logger) async throws {
-        let version = try await client.endpointSliceVersion()
+    /// Discovers which EndpointSlice version the server serves (`discovery.k8s.io/v1`, else `v1beta1`), for up
+    /// to `patience` while the server cannot be reached (a node may boot before its API server answers).
+    /// A refused certificate or token, or a config error, is thrown at once: no wait can fix it.
+    public init(
+        client: KubeClient, nodeName: String, logger: Logger, patience: Duration = .seconds(60)
+    ) async throws {
+        let version = try await Self.discover(client, patience: patience, logger: logger)
         self.client = client
         self.logger = logger
         resources = [
@@ -25,11 +29,36 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
         logger.info("watching the API", metadata: ["server": "\(client.config.server)", "endpointslices": "\(version)"])
     }
 
+    private static func discover(_ client: KubeClient, patience: Duration, logger: Logger) async throws
+        -> EndpointSliceVersion
+    {
+        let start = ContinuousClock.now
+        var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5))
+        var random = SystemRandomNumberGenerator()
+        while true {
+            do {
+                return try await client.endpointSliceVersion()
+            } catch let error as KubeAPIError where !error.isPermanent && ContinuousClock.now - start < patience {
+                let delay = backoff.fail(using: &random)
+                logger.warning("API server not answering yet; retrying", metadata: [
+                    "error": "\(error)", "retryIn": "\(delay)",
+                ])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Feeds the informers' events to `events`. A failed list or watch is retried for ever (the rules stay as
+    /// they are meanwhile). A permission RBAC denies twice in a row is logged once as an error naming it
+    /// (`missing permission: cannot watch services at cluster scope`), repeats at debug level, and its
+    /// return once (`permission granted: ...`).
     public func run() async throws {
         defer { continuation.finish() }
         try await withThrowingDiscardingTaskGroup { group in
             for (kind, resource) in resources {
                 group.addTask {
+                    /// The permission denied by the last failure, and how many failures in a row it was.
+                    var denied: (permission: Permission, times: Int)?
                     for try await event in client.informer(for: resource).cancelOnGracefulShutdown() {
                         switch event {
                         case .synced(let objects): continuation.yield(.synced(kind, objects))
@@ -37,9 +66,32 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
                         case .delete(let object): continuation.yield(.delete(object))
                         case .diagnostics(let diagnostics): continuation.yield(.diagnostics(diagnostics))
                         case .interrupted(let error, let retryIn):
-                            logger.warning("\(kind) watch interrupted; retrying", metadata: [
-                                "error": "\(error)", "retryIn": "\(retryIn)",
-                            ])
+                            if let permission = error.denied {
+                                let times = denied?.permission == permission ? denied!.times + 1 : 1
+                                denied = (permission, times)
+                                // A restarted API server answers 403 for a moment, until its RBAC cache is
+                                // filled: a denial is reported as missing when it happens twice in a row.
+                                let metadata: Logger.Metadata = ["error": "\(error)", "retryIn": "\(retryIn)"]
+                                let message = Logger.Message(
+                                    stringLiteral: "missing permission: cannot \(permission): grant it to this "
+                                        + "agent's ServiceAccount (deploy/switchboard.yaml's ClusterRole has it); "
+                                        + "retrying")
+                                switch times {
+                                case 1:
+                                    logger.warning("\(kind) watch interrupted: forbidden; retrying", metadata: metadata)
+                                case 2: logger.error(message, metadata: metadata)
+                                default: logger.debug(message, metadata: metadata)
+                                }
+                            } else {
+                                logger.warning("\(kind) watch interrupted; retrying", metadata: [
+                                    "error": "\(error)", "retryIn": "\(retryIn)",
+                                ])
+                            }
+                        case .recovered:
+                            if case let (permission, times)? = denied, times >= 2 {
+                                logger.notice("permission granted: \(permission)")
+                            }
+                            denied = nil
                         }
                     }
                 }

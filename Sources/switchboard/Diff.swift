@@ -76,7 +76,12 @@ struct Diff: AsyncParsableCommand {
         let context = try node.nodeContext(node.settings())
         let snapshot: (objects: [KubeObject], diagnostics: [Diagnostic])
         do {
-            let client = try KubeClient(config: KubeConfig.load(kubeconfigPath: kubeconfig))
+            let config = try KubeConfig.load(kubeconfigPath: kubeconfig)
+            if let warning = config.insecureWarning {
+                FileHandle.standardError.write(Data("switchboard: warning: \(warning)\n".utf8))
+            }
+            // One shot: a connection that fails (a refused certificate, nothing listening) is reported at once.
+            let client = try KubeClient(config: config, options: .init(retryConnections: false))
             do {
                 snapshot = try await client.snapshot(nodeName: context.nodeName)
                 try await client.shutdown()

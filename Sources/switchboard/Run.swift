@@ -120,11 +120,18 @@ struct Run: AsyncParsableCommand {
         do {
             let config = try settings.kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
                 ?? KubeConfig.inCluster()
+            if let warning = config.insecureWarning { logger.warning("\(warning)") }
             client = try KubeClient(config: config)
+        } catch {
+            throw CLIError("starting: \(error)")
+        }
+        do {
             source = try await KubeClusterSource(client: client, nodeName: context.nodeName, logger: logger)
             backend = try KernelNFTables()
             ipsets = settings.ipsetExport == true ? try KernelIPSets() : nil
         } catch {
+            // An HTTPClient must be shut down before it is released (debug builds trap otherwise).
+            try? await client.shutdown()
             throw CLIError("starting: \(error)")
         }
         logger.notice("switchboard \(Switchboard.version) starting", metadata: [

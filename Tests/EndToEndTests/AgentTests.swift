@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardCore
 import SwitchboardTesting
 import Testing
 
@@ -50,10 +51,52 @@ struct ControlPlane {
         try await kubectl(["apply", "-f", "-"], input: Manifest.stream(manifests))
     }
 
+    /// A value up.sh wrote to DIR/env: `K8S_API_URL`, `K8S_NODE_TOKEN`, ...
+    func env(_ key: String) throws -> String {
+        let text = try String(contentsOf: directory.appendingPathComponent("env"), encoding: .utf8)
+        for line in text.split(separator: "\n") where line.hasPrefix(key + "=") {
+            return String(line.dropFirst(key.count + 1))
+        }
+        throw SetupError("no \(key) in \(directory.path)/env")
+    }
+
+    func apiURL() throws -> String { try env("K8S_API_URL") }
+
+    /// Writes a kubeconfig for this API server with `token`; `cluster` is its TLS setting (this plane's CA by
+    /// default). Returns its path.
+    func writeKubeconfig(_ name: String, token: String, cluster: String? = nil) throws -> String {
+        let ca = try Data(contentsOf: directory.appendingPathComponent("pki/ca.crt")).base64EncodedString()
+        let path = directory.appendingPathComponent(name).path
+        try """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: local
+              cluster:
+                server: \(try apiURL())
+                \(cluster ?? "certificate-authority-data: \(ca)")
+            users:
+            - name: user
+              user:
+                token: \(token)
+            contexts:
+            - name: local
+              context: {cluster: local, user: user}
+            current-context: local
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     func restartAPIServer(pause seconds: Int) throws -> BackgroundProcess {
         let script = URL(fileURLWithPath: Self.upScript!).deletingLastPathComponent().appendingPathComponent("restart-apiserver.sh").path
         return try Shell.start(Shell.detachingDaemons([script, directory.path, String(seconds)]))
     }
+}
+
+/// A test's own setup went wrong (not what it tests).
+struct SetupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// `switchboard run` against the real kube-apiserver, in a node namespace, with real traffic.
@@ -521,53 +564,124 @@ struct AgentTests {
         #expect(status == ExitStatus(code: 0), "SIGTERM should stop the agent cleanly: \(status)\n\(agent.output().stderr.suffix(6000))")
     }
 
-    /// deploy/switchboard.yaml's ClusterRole is enough: the agent runs under a token bound only to it.
-    @Test("the agent runs under deploy/switchboard.yaml's ClusterRole and nothing more")
+    /// Issue 11, "least privilege, proven": deploy/switchboard.yaml's RBAC applied to the real API server, and
+    /// the agent run in-cluster (its service-account directory bind-mounted in a private mount namespace, a
+    /// TokenRequest token of deploy/'s ServiceAccount, no kubeconfig). With the role it programs Services; the
+    /// role has read verbs only; with any one rule, or any one verb of a rule, taken away, the agent logs one
+    /// error naming the missing permission, keeps retrying, and says so once the permission is back.
+    @Test("deploy/'s RBAC, in-cluster with a TokenRequest token: programs Services; each rule or verb removed is named")
     func rbacFromDeploy() async throws {
         try await withNodeAndControlPlane { net, plane in try await rbacScenario(net, plane) }
     }
 
+    /// deploy/switchboard.yaml's ServiceAccount, ClusterRole and ClusterRoleBinding, and the role's rules.
+    private struct DeployRBAC {
+        struct Rule: CustomStringConvertible {
+            var groups: [String]
+            var resources: [String]
+            var verbs: [String]
+            /// `endpointslices.discovery.k8s.io`, `services`: as the agent's errors and `kubectl auth can-i` name it.
+            var resource: String { resources[0] + (groups[0].isEmpty ? "" : ".\(groups[0])") }
+            var yaml: String {
+                func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+                return "- {apiGroups: \(list(groups)), resources: \(list(resources)), verbs: \(list(verbs))}"
+            }
+            var description: String { "\(verbs.joined(separator: ",")) \(resource)" }
+        }
+
+        var documents: [String]
+        var serviceAccount: (name: String, namespace: String)
+        var roleName: String
+        var rules: [Rule]
+
+        init() throws {
+            let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("deploy/switchboard.yaml").path
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            var documents: [String] = []
+            var account: (String, String)?
+            var role: (String, [Rule])?
+            for raw in text.components(separatedBy: "\n---\n") {
+                guard let value = try JSONValue.documents(yaml: raw).first?.content.get() else { continue }
+                guard case .string(let kind)? = value["kind"], case .string(let name)? = value["metadata"]?["name"]
+                else { continue }
+                switch kind {
+                case "ServiceAccount":
+                    guard case .string(let namespace)? = value["metadata"]?["namespace"] else { continue }
+                    account = (name, namespace)
+                case "ClusterRole":
+                    guard case .array(let items)? = value["rules"] else { continue }
+                    role = (name, try items.map { item in
+                        func strings(_ key: String) throws -> [String] {
+                            guard case .array(let values)? = item[key] else { throw SetupError("a rule without \(key)") }
+                            return values.compactMap { if case .string(let s) = $0 { s } else { nil } }
+                        }
+                        return Rule(groups: try strings("apiGroups"), resources: try strings("resources"),
+                                    verbs: try strings("verbs"))
+                    })
+                case "ClusterRoleBinding": break
+                default: continue
+                }
+                documents.append(raw)
+            }
+            self.documents = documents
+            serviceAccount = try #require(account, "no ServiceAccount in \(path)")
+            (roleName, rules) = try #require(role, "no ClusterRole in \(path)")
+        }
+
+        /// The ClusterRole with these rules instead.
+        func role(_ rules: [Rule]) -> String {
+            """
+            apiVersion: rbac.authorization.k8s.io/v1
+            kind: ClusterRole
+            metadata:
+              name: \(roleName)
+            rules:
+            \(rules.isEmpty ? "[]" : rules.map(\.yaml).joined(separator: "\n"))
+            """
+        }
+    }
+
     private func rbacScenario(_ net: Topology, _ plane: ControlPlane) async throws {
-        let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("deploy/switchboard.yaml").path
-        let documents = try String(contentsOfFile: deploy, encoding: .utf8).components(separatedBy: "\n---\n")
-        let rbac = documents.filter { $0.contains("kind: ClusterRole") || $0.contains("kind: ServiceAccount") }
-        #expect(rbac.count == 3, "ServiceAccount, ClusterRole, ClusterRoleBinding")
-        try await plane.apply(rbac)
-        // A token for the ServiceAccount's user name: no token controller runs here, so the token goes
-        // into the API server's static token file, and the API server is restarted to read it. RBAC
-        // then sees exactly the ServiceAccount, bound to nothing but deploy/'s ClusterRole.
-        let token = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let user = "system:serviceaccount:kube-system:switchboard"
-        let tokens = plane.directory.appendingPathComponent("tokens.csv")
-        let line = "\(token),\(user),switchboard-sa,\"system:serviceaccounts,system:serviceaccounts:kube-system\"\n"
-        let handle = try FileHandle(forWritingTo: tokens)
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data(line.utf8))
-        try handle.close()
-        let restart = try plane.restartAPIServer(pause: 0)
-        #expect(await restart.wait() == ExitStatus(code: 0))
-        let admin = try String(contentsOfFile: plane.adminKubeconfig, encoding: .utf8)
-        let kubeconfig = plane.directory.appendingPathComponent("switchboard.kubeconfig").path
-        let replaced = admin.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.trimmingCharacters(in: .whitespaces).hasPrefix("token:") ? "    token: \(token)" : String(line)
-        }.joined(separator: "\n")
-        try replaced.write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+        let rbac = try DeployRBAC()
+        #expect(rbac.documents.count == 3, "ServiceAccount, ClusterRole, ClusterRoleBinding")
+        // "It never writes to the API": the role grants read verbs only, on named resources (no wildcards),
+        // and the agent works under it (below); `ReadOnlyClientTests` shows the client only sends GET.
+        for rule in rbac.rules {
+            #expect(Set(rule.verbs).isSubset(of: ["get", "list", "watch"]), "a write verb in \(rule)")
+            #expect(!rule.verbs.contains("*") && !rule.resources.contains("*") && !rule.groups.contains("*"), "\(rule)")
+            #expect(rule.groups.count == 1 && rule.resources.count == 1, "one resource per rule, so each is tested: \(rule)")
+        }
+        try await plane.apply(rbac.documents)
+
+        // A token for the ServiceAccount from the TokenRequest API, as the kubelet projects one into a pod.
+        let (account, namespace) = rbac.serviceAccount
+        let token = try await plane.kubectl(["create", "token", account, "-n", namespace, "--duration", "1h"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(token.split(separator: ".").count == 3, "not a JWT: \(token.prefix(40))")
+        let secrets = plane.directory.appendingPathComponent("serviceaccount")
+        try FileManager.default.createDirectory(at: secrets, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: plane.directory.appendingPathComponent("pki/ca.crt"),
+                                         to: secrets.appendingPathComponent("ca.crt"))
+        try token.write(to: secrets.appendingPathComponent("token"), atomically: true, encoding: .utf8)
+        try namespace.write(to: secrets.appendingPathComponent("namespace"), atomically: true, encoding: .utf8)
+        let kubeconfig = try plane.writeKubeconfig("switchboard.kubeconfig", token: token)
 
         // The role allows what the agent needs, and not more.
         func kubectl(_ args: [String]) async throws -> ShellResult {
             try await Shell.run(["kubectl", "--kubeconfig", kubeconfig] + args, in: plane.namespace)
         }
         #expect(try await kubectl(["get", "endpointslices", "-A"]).succeeded)
-        let secrets = try await kubectl(["get", "secrets", "-A"])
-        #expect(!secrets.succeeded && secrets.stderr.contains("forbidden"), "\(secrets.stderr)")
+        let secretList = try await kubectl(["get", "secrets", "-A"])
+        #expect(!secretList.succeeded && secretList.stderr.contains("forbidden"), "\(secretList.stderr)")
         let write = try await kubectl(["create", "service", "clusterip", "x", "--tcp=80:80"])
         #expect(!write.succeeded && write.stderr.contains("forbidden"), "\(write.stderr)")
 
         try await webOnB1(net, plane)
-        let agent = try startAgent(net, plane, kubeconfig: kubeconfig)
+        let agent = try startInClusterAgent(net, plane, serviceAccount: secrets.path)
         let answered = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
-        #expect(answered != nil, "the agent did not program the Service under the deploy ClusterRole")
+        #expect(answered != nil, "the in-cluster agent did not program the Service:\n\(agent.output().stderr.suffix(4000))")
+        #expect(!agent.output().stderr.contains("missing permission"), "\(agent.output().stderr.suffix(4000))")
 
         // `diff --kubeconfig`: the operator's dry run lists the cluster once and compares with the
         // kernel: equal to what the agent applied (exit 0), different once the cluster changed (exit 1).
@@ -575,11 +689,143 @@ struct AgentTests {
                         "--cluster-cidr", SB.clusterCIDRs]
         let same = try await Shell.run(diffArgs, in: plane.namespace, timeout: .seconds(60))
         #expect(same.status.code == 0, "\(same.stdout)\(same.stderr)")
-        _ = await agent.stop(grace: .seconds(10))
+        #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
         try await plane.apply([service("web2", ip: "10.96.0.11")])
         let changed = try await Shell.run(diffArgs + ["--transaction"], in: plane.namespace, timeout: .seconds(60))
         #expect(changed.status.code == 1, "\(changed.stderr)")
         #expect(changed.stdout.contains("add element ip switchboard no-endpoint-services { 10.96.0.11 . tcp . 80 }"),
                 "\(changed.stdout)")
+
+        // Each rule taken away, then each verb of a rule: the agent names what is missing (the first request
+        // for a resource is its list), keeps retrying, and notices when the full role is back.
+        var variants: [(rules: [DeployRBAC.Rule], missing: String)] = []
+        for (index, rule) in rbac.rules.enumerated() {
+            var rules = rbac.rules
+            rules.remove(at: index)
+            variants.append((rules, "list \(rule.resource)"))
+        }
+        for (index, rule) in rbac.rules.enumerated() {
+            for verb in rule.verbs {
+                var rules = rbac.rules
+                rules[index].verbs.removeAll { $0 == verb }
+                variants.append((rules, "\(verb) \(rule.resource)"))
+            }
+        }
+        let user = "system:serviceaccount:\(namespace):\(account)"
+        func allowed(_ permission: String) async throws -> Bool {
+            let words = permission.split(separator: " ").map(String.init)
+            return try await Shell.run(["kubectl", "--kubeconfig", plane.adminKubeconfig, "auth", "can-i", words[0],
+                                        words[1], "--all-namespaces", "--as", user], in: plane.namespace).succeeded
+        }
+        var figures: [String] = []
+        for variant in variants {
+            try await plane.kubectl(["replace", "-f", "-"], input: rbac.role(variant.rules))
+            #expect(try await eventually(within: .seconds(10)) { try await !allowed(variant.missing) } != nil)
+            let started = ContinuousClock.now
+            let run = try startInClusterAgent(net, plane, serviceAccount: secrets.path)
+            let line = "missing permission: cannot \(variant.missing) at cluster scope"
+            let named = try await eventually(within: .seconds(15)) { run.output().stderr.contains(line) }
+            #expect(named != nil, "no '\(line)' from the agent:\n\(run.output().stderr.suffix(4000))")
+            // Back: the full role again; the agent's next retry succeeds and says so.
+            try await plane.kubectl(["replace", "-f", "-"], input: rbac.role(rbac.rules))
+            let restored = ContinuousClock.now
+            let granted = try await eventually(within: .seconds(20)) {
+                run.output().stderr.contains("permission granted: \(variant.missing) at cluster scope")
+            }
+            #expect(granted != nil, "the agent did not notice the permission back:\n\(run.output().stderr.suffix(4000))")
+            let stderr = run.output().stderr
+            #expect(stderr.components(separatedBy: line).count == 2, "the error is logged once:\n\(stderr.suffix(4000))")
+            if figures.isEmpty {
+                for said in stderr.split(separator: "\n") where said.contains(line) || said.contains("permission granted") {
+                    print("agent rbac: the agent said: \(said)")
+                }
+            }
+            #expect(await run.stop(grace: .seconds(10)) == ExitStatus(code: 0), "\(stderr.suffix(4000))")
+            figures.append("\(variant.missing): named after \(named.map { "\($0)" } ?? "never") from the agent's start, "
+                + "permission back noticed after \(granted.map { "\($0)" } ?? "never") (restored \(restored - started) in)")
+        }
+        for figure in figures { print("agent rbac: \(figure)") }
+    }
+
+    /// `switchboard run` in node n1 as in a pod: no kubeconfig; `KUBERNETES_SERVICE_HOST`/`PORT` name the API
+    /// server, and `serviceAccount` (ca.crt, token, namespace) is bind-mounted on
+    /// /var/run/secrets/kubernetes.io/serviceaccount in a private mount namespace. The mount point is made
+    /// inside a tmpfs on /run, private to the agent: nothing appears on the host.
+    private func startInClusterAgent(
+        _ net: Topology, _ plane: ControlPlane, serviceAccount: String
+    ) throws -> BackgroundProcess {
+        let url = try #require(URL(string: try plane.apiURL()))
+        let script = "mount -t tmpfs -o size=1m switchboard-test /run "
+            + "&& mkdir -p /run/secrets/kubernetes.io/serviceaccount "
+            + "&& mount --bind \"$0\" /var/run/secrets/kubernetes.io/serviceaccount && exec \"$@\""
+        let agent = try Shell.start([
+            "unshare", "--mount", "--propagation", "private", "sh", "-c", script, serviceAccount,
+            "env", "KUBERNETES_SERVICE_HOST=\(url.host!)", "KUBERNETES_SERVICE_PORT=\(url.port!)",
+            SwitchboardBinary.path!, "run", "--hostname-override", "n1", "--cluster-cidr", SB.clusterCIDRs,
+            "--min-sync-period", "100ms", "--sync-period", "2s", "--v", "2",
+        ], in: net.node("n1").namespace)
+        net.adopt(agent)
+        return agent
+    }
+
+    /// Issue 11, TLS: a server certificate from another CA is refused with an error saying so (`diff` at once,
+    /// `run` at its discovery deadline; both exit 2); `insecure-skip-tls-verify` works, with one warning line
+    /// at start.
+    @Test("TLS: another CA is refused with a clear error; insecure-skip-tls-verify works with a warning")
+    func tlsVerification() async throws {
+        try await withNodeAndControlPlane { net, plane in
+            try await webOnB1(net, plane)
+            let ns = net.node("n1").namespace
+            let token = try plane.env("K8S_NODE_TOKEN")
+            let other = plane.directory.appendingPathComponent("other-ca")
+            try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+            try await Shell.run([
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=another-ca",
+                "-keyout", other.appendingPathComponent("ca.key").path, "-out", other.appendingPathComponent("ca.crt").path,
+            ]).checked()
+            let otherCA = try Data(contentsOf: other.appendingPathComponent("ca.crt")).base64EncodedString()
+            let wrongCA = try plane.writeKubeconfig("wrong-ca.kubeconfig", token: token,
+                                                    cluster: "certificate-authority-data: \(otherCA)")
+            let insecure = try plane.writeKubeconfig("insecure.kubeconfig", token: token,
+                                                     cluster: "insecure-skip-tls-verify: true")
+            let flags = ["--hostname-override", "n1", "--cluster-cidr", SB.clusterCIDRs]
+            let refused = "TLS: the API server's certificate was refused: it is not signed by the trusted certificate authority"
+
+            // Another CA: `diff` and `run` stop at once, saying why.
+            var started = ContinuousClock.now
+            let diff = try await Shell.run([SwitchboardBinary.path!, "diff", "--kubeconfig", wrongCA] + flags, in: ns,
+                                           timeout: .seconds(60))
+            let diffTook = ContinuousClock.now - started
+            #expect(diff.status.code == 2 && diff.stderr.contains(refused), "\(diff.status) \(diff.stderr)")
+            #expect(diffTook < .seconds(3), "diff took \(diffTook) to refuse the certificate")
+            started = ContinuousClock.now
+            let run = try await Shell.run([SwitchboardBinary.path!, "run", "--kubeconfig", wrongCA] + flags, in: ns,
+                                          timeout: .seconds(60))
+            let runTook = ContinuousClock.now - started
+            #expect(run.status.code == 2 && run.stderr.contains(refused), "\(run.status) \(run.stderr)")
+            // `run` keeps AsyncHTTPClient's connection retries (quick reconnects after an API server restart),
+            // so it reports the refused certificate at the discovery deadline, 10 s.
+            #expect(runTook < .seconds(20), "run took \(runTook) to refuse the certificate")
+            print("agent tls: another CA refused by diff in \(diffTook), by run in \(runTook): "
+                + "\(run.stderr.split(separator: "\n").last ?? "")")
+
+            // insecure-skip-tls-verify: it works, and says once that nothing is verified.
+            let warning = "insecure-skip-tls-verify is set: the API server's certificate is not verified"
+            let insecureDiff = try await Shell.run(
+                [SwitchboardBinary.path!, "diff", "--kubeconfig", insecure] + flags, in: ns, timeout: .seconds(60))
+            #expect(insecureDiff.status.code == 1, "\(insecureDiff.stderr)")  // nothing applied yet
+            #expect(insecureDiff.stdout.contains("10.96.0.10"), "\(insecureDiff.stdout)")
+            #expect(insecureDiff.stderr.components(separatedBy: warning).count == 2, "\(insecureDiff.stderr)")
+            #expect(insecureDiff.stderr.contains("switchboard: warning: kubeconfig \(insecure)"), "\(insecureDiff.stderr)")
+            let agent = try startAgent(net, plane, kubeconfig: insecure)
+            let answered = try await eventually(within: .seconds(15)) { try await reply(net, "10.96.0.10") == "b1" }
+            #expect(answered != nil, "the agent did not program the Service:\n\(agent.output().stderr.suffix(4000))")
+            let stderr = agent.output().stderr
+            #expect(stderr.components(separatedBy: warning).count == 2, "\(stderr.suffix(4000))")
+            let line = stderr.split(separator: "\n").first { $0.contains(warning) }
+            #expect(line?.contains("warning") == true, "\(stderr.suffix(4000))")
+            print("agent tls: run with insecure-skip-tls-verify said: \(line ?? "nothing")")
+            #expect(await agent.stop(grace: .seconds(10)) == ExitStatus(code: 0))
+        }
     }
 }

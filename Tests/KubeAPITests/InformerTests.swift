@@ -98,7 +98,9 @@ final class FakeListWatcher: ListWatcher {
                 "diagnostics[error: Service ns/a spec.ports[0].port: port 99999 is out of range 1-65535; "
                     + "Service skipped]",
                 "interrupted(0 transport, retry in \(Self.delay(events[5])))",
-                "interrupted(410 status, retry in \(Self.delay(events[6])))",
+                "recovered",
+                "interrupted(410 status, retry in \(Self.delay(events[7])))",
+                "recovered",
                 "synced[Service ns/b]",
                 "delete Service ns/b",
             ])
@@ -124,6 +126,12 @@ final class FakeListWatcher: ListWatcher {
             try await log.waitFor("the upsert") { $0.last?.summary == "upsert Service ns/a" }
         }
         #expect(events.map(\.summary).filter { $0.hasPrefix("interrupted") }.count == 3)
+        // The first success after failures says so, once.
+        #expect(
+            events.map { $0.summary.hasPrefix("interrupted") ? "interrupted" : $0.summary } == [
+                "interrupted", "interrupted", "recovered", "synced[]", "interrupted", "recovered",
+                "upsert Service ns/a",
+            ])
         // Nothing was listed before the first success, so every attempt may use the cache.
         #expect(fake.calls == ["list from cache", "list from cache", "list from cache", "watch from 5", "watch from 5"])
         guard case .interrupted(let first, _) = events.first else { return }

@@ -199,6 +199,21 @@ import Testing
         }
     }
 
+    @Test func insecureSkipTLSVerifyComesWithAWarning() async throws {
+        try await withTemporaryDirectory { dir in
+            write(
+                Self.kubeconfig(cluster: "server: https://10.0.0.1:6443\ninsecure-skip-tls-verify: true", user: "token: t"),
+                to: dir + "/config")
+            let config = try KubeConfig.load(kubeconfigPath: dir + "/config")
+            #expect(config.insecureSkipTLSVerify)
+            #expect(try config.tlsConfiguration().certificateVerification == .none)
+            let warning = try #require(config.insecureWarning)
+            #expect(warning.contains("insecure-skip-tls-verify is set: the API server's certificate is not verified"))
+            #expect(warning.hasPrefix("kubeconfig \(dir)/config (context ctx)"), "\(warning)")
+            #expect(KubeConfig(server: "https://h", certificateAuthorityPEM: [1]).insecureWarning == nil)
+        }
+    }
+
     // MARK: - In-cluster
 
     @Test func inClusterReadsTheInjectedServiceAccountDirectory() async throws {

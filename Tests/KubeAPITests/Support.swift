@@ -55,6 +55,7 @@ extension InformerEvent {
         case .diagnostics(let diagnostics):
             return "diagnostics[\(diagnostics.map(\.description).joined(separator: "; "))]"
         case .interrupted(let error, let delay): return "interrupted(\(error.code) \(error.kind), retry in \(delay))"
+        case .recovered: return "recovered"
         }
     }
 }
