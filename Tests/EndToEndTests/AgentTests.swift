@@ -259,10 +259,16 @@ struct AgentTests {
 
             // Start, first sync, SIGTERM: 100 times.
             var failures: [String] = []
+            // Each probe from its own source port: a SYN that races the cold start's batches can leave an
+            // un-NATed conntrack entry that would fail every later probe from its port for two minutes.
+            var probe = 52000
             for round in 1...100 {
                 _ = try await Shell.run(["nft", "delete", "table", "ip", "switchboard"], in: ns)  // each start is cold
                 let run = try startAgent(net, plane)
-                let synced = try await eventually(within: .seconds(20)) { try await reply(net, "10.96.0.10", port: 42000 + round) == "b1" }
+                let synced = try await eventually(within: .seconds(20)) {
+                    probe += 1
+                    return try await reply(net, "10.96.0.10", port: probe) == "b1"
+                }
                 let status = await run.stop(grace: .seconds(10))
                 if synced == nil || status != ExitStatus(code: 0) {
                     failures.append("round \(round): synced \(synced != nil), \(status)\n\(run.output().stderr.suffix(2000))")
@@ -398,9 +404,9 @@ struct AgentTests {
         func moveWeb(padding: Int = 0) async throws {
             var manifest = tests.slice("web-1", service: "web", net, ["b2"])
             if padding > 0 {
+                let annotation = "switchboard.test/padding: \"\(String(repeating: "x", count: padding))\""
                 manifest = manifest.replacingOccurrences(
-                    of: "  labels:\n",
-                    with: "  annotations: {switchboard.test/padding: \"\(String(repeating: "x", count: padding))\"}\n  labels:\n")
+                    of: "  labels:\n", with: "  annotations: {\(annotation)}\n  labels:\n")
             }
             try await plane.apply([manifest])
         }
@@ -441,7 +447,7 @@ struct AgentTests {
             defer { proxy.close() }
             let kubeconfig = plane.directory.appendingPathComponent("proxied.kubeconfig").path
             try String(contentsOfFile: plane.nodeKubeconfig, encoding: .utf8)
-                .replacingOccurrences(of: "server: https://127.0.0.1:\(upstream)", with: "server: https://127.0.0.1:\(proxy.port)")
+                .replacingOccurrences(of: "https://127.0.0.1:\(upstream)", with: "https://127.0.0.1:\(proxy.port)")
                 .write(toFile: kubeconfig, atomically: true, encoding: .utf8)
             let agent = try startAgent(
                 net, plane, kubeconfig: kubeconfig,
@@ -464,8 +470,9 @@ struct AgentTests {
                 while !stop.isSet {
                     let port = 81 + changes % 2
                     let patch = #"{"spec":{"ports":[{"name":"http","protocol":"TCP","port":\#(port),"targetPort":8080}]}}"#
+                    let command = ["patch", "service", "churn", "--type", "merge", "-p", patch]
                     // Fails while the API server restarts; the loop goes on.
-                    if (try? await plane.kubectl(["patch", "service", "churn", "--type", "merge", "-p", patch])) != nil {
+                    if (try? await plane.kubectl(command)) != nil {
                         changes += 1
                     }
                     try await Task.sleep(for: .seconds(1))

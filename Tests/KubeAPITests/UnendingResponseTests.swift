@@ -76,7 +76,9 @@ final class UnendingServer: Sendable {
             let bytes = Array(text.utf8)
             var done = 0
             while done < bytes.count {
-                let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+                let n = bytes.withUnsafeBytes {
+                    send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+                }
                 if n <= 0 { return false }
                 done += n
             }
@@ -109,7 +111,8 @@ final class UnendingServer: Sendable {
     }
 
     @Test func aListBodyThatNeverEndsFailsAtTheResponseLimit() async throws {
-        let server = try UnendingServer(.endless(prefix: #"{"kind":"ServiceList","items":["#, filler: #"{"a":"\#(String(repeating: "x", count: 4000))"},"#))
+        let item = #"{"a":"\#(String(repeating: "x", count: 4000))"},"#
+        let server = try UnendingServer(.endless(prefix: #"{"kind":"ServiceList","items":["#, filler: item))
         defer { server.stop() }
         try await Self.client(port: server.port, KubeClient.Options(maximumResponseBytes: 1 << 20)) { client in
             let error = await #expect(throws: KubeAPIError.self) { _ = try await client.list(.services) }
