@@ -18,8 +18,9 @@ import Synchronization
 ///   an event that spans several records arrives in part).
 /// - `stall()`: the open connections stop forwarding server→client bytes and stay open: a response that
 ///   never ends. New connections pass.
-/// - `hold()`: as `stall()`, and new connections are accepted but never answered; a server that goes away
-///   behind the held connections is not noticed by the client.
+/// - `hold()`: the client is cut off without noticing: open connections are closed towards the server (which
+///   sees its clients leave, so it can restart promptly) and stay open, silent, towards the client; new
+///   connections are accepted but never answered.
 /// - `release()`: back to passing; every stalled or held connection is reset.
 ///
 /// ```swift
@@ -116,12 +117,13 @@ public final class FaultProxy: Sendable {
         }
     }
 
-    /// `stall()`, and from now on new connections are accepted but never answered (nor connected upstream).
+    /// Open connections are stalled and closed towards the server; from now on new connections are accepted
+    /// but never answered (nor connected upstream). Returns how many were held.
     @discardableResult
     public func hold() -> Int {
         state.withLock { state in
             state.holding = true
-            for connection in state.connections.values { connection.stall() }
+            for connection in state.connections.values { connection.hold() }
             return state.connections.count
         }
     }
@@ -380,6 +382,12 @@ private final class Connection: Sendable {
 
     func armCut(after bytes: Int) { state.withLock { $0.cutAfter = max(0, bytes) } }
     func stall() { state.withLock { $0.stalled = true } }
+
+    /// Stalled, and the server's side shut down: the server sees the client leave, the client sees nothing.
+    func hold() {
+        stall()
+        if upstream >= 0 { _ = shutdown(upstream, Int32(SHUT_RDWR)) }
+    }
 
     /// What to do with the `count` server→client bytes just read.
     func nextServerChunk(_ count: Int) -> Chunk {

@@ -370,7 +370,11 @@ struct AgentTests {
 
     /// What one fault did to the agent, with traffic flowing and a Service changing every second.
     private struct FaultOutcome {
-        var connections = 0, failed = 0
+        var connections = 0
+        /// When and how each failed connection failed, from the start of the traffic.
+        var failures: [String] = []
+        var failed: Int { failures.count }
+        var timeline: [String] = []
         var healthzSamples = 0
         var healthzNot200: [String] = []
         var churnChanges = 0
@@ -456,14 +460,18 @@ struct AgentTests {
                     "\(name): never synced; the agent said:\n\(agent.output().stderr.suffix(4000))")
 
             let stop = StopFlag()
-            let traffic = Task { [self] in
-                var made = 0, failed = 0
+            let origin = ContinuousClock.now
+            let traffic = Task {
+                var made = 0
+                var failures: [String] = []
                 while !stop.isSet {
-                    if try await reply(net, "10.96.0.10", port: ports + made % 990) == nil { failed += 1 }
+                    let result = try await net.request(from: "c1", to: "10.96.0.10", port: 80, proto: .tcp,
+                                                       sourcePort: ports + made % 990, timeout: .milliseconds(300))
+                    if case .failure(let error) = result { failures.append("at \(ContinuousClock.now - origin): \(error)") }
                     made += 1
                     try await Task.sleep(for: .milliseconds(150))
                 }
-                return (made, failed)
+                return (made, failures)
             }
             let churn = Task {
                 var changes = 0
@@ -497,7 +505,9 @@ struct AgentTests {
             try await Task.sleep(for: .seconds(4))
             outcome.rssBeforeKB = residentKB(agent.pid)
             do {
+                outcome.timeline.append("fault at \(ContinuousClock.now - origin)")
                 let back = try await fault(FaultContext(net: net, plane: plane, proxy: proxy, tests: self))
+                outcome.timeline.append("API back for the agent at \(back - origin)")
                 let moved = try await eventually(within: .seconds(30)) {
                     try await reply(net, "10.96.0.10", port: ports + 995) == "b2"
                 }
@@ -510,7 +520,7 @@ struct AgentTests {
                 throw error
             }
             stop.set()
-            (outcome.connections, outcome.failed) = try await traffic.value
+            (outcome.connections, outcome.failures) = try await traffic.value
             outcome.churnChanges = try await churn.value
             (outcome.healthzSamples, outcome.healthzNot200) = try await healthz.value
             outcome.rssAfterKB = residentKB(agent.pid)
@@ -524,7 +534,7 @@ struct AgentTests {
             + " after the fault's end; RSS \(outcome.rssBeforeKB) → \(outcome.rssAfterKB) kB\n"
             + outcome.watchLines.map { "  log: \($0.prefix(500))" }.joined(separator: "\n"))
         #expect(outcome.connections > 0 && outcome.failed == 0,
-                "\(name): \(outcome.failed) of \(outcome.connections) connections failed")
+                "\(name): \(outcome.failed) of \(outcome.connections) connections failed: \(outcome.failures); \(outcome.timeline)")
         #expect(outcome.churnChanges > 0, "\(name): the churn Service never changed")
         #expect(outcome.healthzNot200.isEmpty, "\(name): healthz answered \(outcome.healthzNot200)")
         #expect(outcome.rssAfterKB - outcome.rssBeforeKB < 50 << 10,
