@@ -28,7 +28,10 @@ public struct InformerOptions: Hashable, Sendable {
     /// Re-lists (after `410 Gone`) always read etcd, so they never go back in time.
     public var firstListFromCache: Bool
     /// Each watch asks the server to end it after a random time in this range (seconds), so that watches
-    /// spread over API servers as they come and go, as client-go does (5 to 10 minutes).
+    /// spread over API servers as they come and go, as client-go's do. 40 to 60 s rather than client-go's 5 to
+    /// 10 minutes: a watch must not stay quiet longer than the client's read timeout (90 s), which is what
+    /// notices a dead one (`KubeClient.Options.readTimeout`; longer values are capped there). Resuming from a
+    /// resourceVersion is answered from the API server's watch cache, so this costs a cheap request a minute.
     public var watchTimeoutSeconds: ClosedRange<Int>
     /// Delay between failed attempts.
     public var backoff: Backoff
@@ -36,7 +39,7 @@ public struct InformerOptions: Hashable, Sendable {
     public var healthyWatchDuration: Duration
 
     public init(
-        pageSize: Int = 500, watchTimeoutSeconds: ClosedRange<Int> = 300...600, backoff: Backoff = Backoff(),
+        pageSize: Int = 500, watchTimeoutSeconds: ClosedRange<Int> = 40...60, backoff: Backoff = Backoff(),
         healthyWatchDuration: Duration = .seconds(30), firstListFromCache: Bool = true
     ) {
         precondition(pageSize >= 0 && watchTimeoutSeconds.lowerBound > 0, "InformerOptions: invalid values")

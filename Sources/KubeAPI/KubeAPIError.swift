@@ -1,4 +1,5 @@
 import Foundation
+import AsyncHTTPClient
 import NIOSSL
 import SwitchboardCore
 
@@ -113,8 +114,15 @@ extension KubeAPIError {
 
     /// Any failure below the API (NIO, TLS, AsyncHTTPClient) as a transport error, or as a certificate error
     /// when the TLS handshake refused the server's certificate; a `KubeAPIError` as is.
-    static func transport(_ error: any Error, context: String) -> KubeAPIError {
+    static func transport(_ error: any Error, context: String, readTimeout: Duration? = nil) -> KubeAPIError {
         if let error = error as? KubeAPIError { return error }
+        if let error = error as? HTTPClientError, error == .readTimeout {
+            // Said as what it means for the log: the connection was silent too long and is closed.
+            let limit = readTimeout.map { " for \($0)" } ?? ""
+            return KubeAPIError(
+                kind: .transport, message: "no data\(limit): the connection counts as dead and is closed",
+                context: context)
+        }
         let text = String(describing: error)
         if let problem = certificateProblem(error) {
             return KubeAPIError(

@@ -5,7 +5,8 @@ import NIOHTTP1
 import SwitchboardCore
 
 /// The Kubernetes API, read-only, as a node proxy needs it: discovery, paginated lists, watches and
-/// informers, over one shared `HTTPClient` (one connection pool; with HTTP/2, all watches share a connection).
+/// informers, over one shared `HTTPClient` (one connection pool of HTTP/1.1 connections: each watch has its own,
+/// so a silent one is closed alone; see `Options.readTimeout`).
 ///
 /// ```swift
 /// try await KubeClient.withClient(config: .load(kubeconfigPath: path)) { client in
@@ -32,12 +33,17 @@ public final class KubeClient: ListWatcher {
     public struct Options: Hashable, Sendable {
         /// How long a request may take until the response head arrives.
         public var requestTimeout: Duration
-        /// How long a response may stay silent before the connection counts as dead. Watches are quiet when
-        /// nothing changes, so this must exceed the longest watch timeout (10 min by default); it is what
-        /// notices a connection that died without a FIN or RST.
+        /// How long a response may stay silent before its connection counts as dead and is closed: what notices
+        /// a watch that stopped delivering (a connection that died without a FIN or RST, a peer or middlebox
+        /// that stopped forwarding, a response that never ends). Watches are asked to end within two thirds
+        /// of it (`watch(_:from:timeoutSeconds:)`), so a quiet but healthy watch ends normally first: a server
+        /// before 1.27 sends nothing on a quiet watch but a bookmark just before its end.
         public var readTimeout: Duration
-        /// The largest non-streamed response accepted (one LIST page, discovery).
+        /// The largest non-streamed response accepted (one LIST page, discovery): a body that never ends
+        /// fails here instead of growing without bound.
         public var maximumResponseBytes: Int
+        /// The largest single watch event accepted: the same bound for a watch stream.
+        public var maximumEventBytes: Int
         public var userAgent: String
         /// Whether a connection that fails is retried (AsyncHTTPClient's quick backoff) until the request's
         /// deadline, which then fails with the last connection error. On for the agent: after an API server
@@ -50,9 +56,12 @@ public final class KubeClient: ListWatcher {
         /// than `requestTimeout`, which must allow for a large list.
         public var discoveryTimeout: Duration
 
+        /// The defaults notice a dead watch within 90 s (client-go's HTTP/2 health check: 30 s idle + 15 s
+        /// ping timeout, for the connection its watches share).
         public init(
-            requestTimeout: Duration = .seconds(60), readTimeout: Duration = .seconds(660),
-            maximumResponseBytes: Int = 256 << 20, userAgent: String = "switchboard", retryConnections: Bool = true,
+            requestTimeout: Duration = .seconds(60), readTimeout: Duration = .seconds(90),
+            maximumResponseBytes: Int = 256 << 20, maximumEventBytes: Int = 64 << 20,
+            userAgent: String = "switchboard", retryConnections: Bool = true,
             discoveryTimeout: Duration = .seconds(10)
         ) {
             self.retryConnections = retryConnections
@@ -60,7 +69,13 @@ public final class KubeClient: ListWatcher {
             self.requestTimeout = requestTimeout
             self.readTimeout = readTimeout
             self.maximumResponseBytes = maximumResponseBytes
+            self.maximumEventBytes = maximumEventBytes
             self.userAgent = userAgent
+        }
+
+        /// The longest watch to ask the server for: two thirds of `readTimeout` (60 s by default).
+        public var longestWatchSeconds: Int {
+            max(1, Int(readTimeout.components.seconds) * 2 / 3)
         }
     }
 
@@ -75,6 +90,11 @@ public final class KubeClient: ListWatcher {
         }
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.retryConnectionEstablishment = options.retryConnections
+        // HTTP/1.1, one connection per request: a read timeout closes exactly the connection that went silent,
+        // and the retry gets a fresh one. Over HTTP/2 every watch shares one connection, and a timed-out stream
+        // leaves that connection in the pool, so a blackholed connection would take every retry with it
+        // (client-go pings it; AsyncHTTPClient has no HTTP/2 health check). A node needs 3 to 4 connections.
+        configuration.httpVersion = .http1Only
         configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(options.readTimeout.nanoseconds))
         self.config = config
         self.options = options
@@ -208,23 +228,25 @@ public final class KubeClient: ListWatcher {
     }
 
     /// Opens a watch of `resource` from `resourceVersion`, with bookmarks; the server ends it after
-    /// `timeoutSeconds` (capped below `options.readTimeout`, which would otherwise cut a quiet watch).
-    /// Returns once the server has accepted it; the events stream in as the caller iterates.
+    /// `timeoutSeconds`, capped at `options.longestWatchSeconds` (a watch that stays quiet longer than
+    /// `options.readTimeout` is cut as dead). Returns once the server has accepted it; the events stream in as
+    /// the caller iterates.
     public func watch(
-        _ resource: KubeResource, from resourceVersion: String, timeoutSeconds: Int = 300
+        _ resource: KubeResource, from resourceVersion: String, timeoutSeconds: Int = 60
     )
         async throws -> WatchEventStream
     {
-        let cap = max(1, Int(options.readTimeout.components.seconds) - 30)
         var query = selectorQuery(resource)
         query += [
             ("watch", "1"), ("allowWatchBookmarks", "true"), ("resourceVersion", resourceVersion),
-            ("timeoutSeconds", String(min(max(timeoutSeconds, 1), cap))),
+            ("timeoutSeconds", String(min(max(timeoutSeconds, 1), options.longestWatchSeconds))),
         ]
         let path = resource.path + QueryString.make(query)
         let response = try await send(path, needs: resource.permission("watch"))
         let chunks = response.body.map { Array($0.readableBytesView) }
-        return WatchEventStream(resource: resource, source: "watch \(resource.path)", chunks: chunks)
+        return WatchEventStream(
+            resource: resource, source: "watch \(resource.path)", chunks: chunks,
+            maximumEventBytes: options.maximumEventBytes, readTimeout: options.readTimeout)
     }
 
     private func selectorQuery(_ resource: KubeResource) -> [(String, String)] {
@@ -253,9 +275,13 @@ public final class KubeClient: ListWatcher {
         let response = try await send(pathAndQuery, needs: permission, timeout: timeout)
         do {
             return try await response.body.collect(upTo: options.maximumResponseBytes)
+        } catch is NIOTooManyBytesError {
+            throw KubeAPIError(
+                kind: .invalidResponse, message: "the response is larger than \(options.maximumResponseBytes) bytes",
+                context: "GET \(pathAndQuery)")
         } catch {
             if Task.isCancelled { throw CancellationError() }
-            throw KubeAPIError.transport(error, context: "GET \(pathAndQuery)")
+            throw KubeAPIError.transport(error, context: "GET \(pathAndQuery)", readTimeout: options.readTimeout)
         }
     }
 
@@ -284,7 +310,7 @@ public final class KubeClient: ListWatcher {
                 response = try await http.execute(request, deadline: .now() + limit)
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                throw KubeAPIError.transport(error, context: context)
+                throw KubeAPIError.transport(error, context: context, readTimeout: options.readTimeout)
             }
             let status = Int(response.status.code)
             if (200..<300).contains(status) { return response }

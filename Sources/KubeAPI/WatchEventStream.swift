@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+
 /// The events of one watch request, parsed incrementally from the response body as it streams in.
 ///
 /// Single-pass, like the HTTP body under it, and driven by its consumer: nothing runs in the background, and
@@ -11,13 +13,22 @@ public struct WatchEventStream: AsyncSequence {
     /// The request, for messages (`watch /api/v1/services`).
     public let source: String
     private let chunks: ChunkSource
+    /// The largest single event accepted: bytes that never close an event fail the stream here.
+    public let maximumEventBytes: Int
+    /// The client's read timeout, named when the connection goes silent for that long.
+    let readTimeout: Duration?
 
     /// A stream over any source of body chunks: the HTTP response, or canned bytes in tests.
-    public init<Chunks: AsyncSequence>(resource: KubeResource, source: String, chunks: Chunks)
+    public init<Chunks: AsyncSequence>(
+        resource: KubeResource, source: String, chunks: Chunks, maximumEventBytes: Int = 64 << 20,
+        readTimeout: Duration? = nil
+    )
     where Chunks.Element == [UInt8] {
         self.resource = resource
         self.source = source
         self.chunks = ChunkSource(chunks)
+        self.maximumEventBytes = maximumEventBytes
+        self.readTimeout = readTimeout
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
@@ -26,13 +37,14 @@ public struct WatchEventStream: AsyncSequence {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         private let stream: WatchEventStream
-        private var splitter = JSONFrameSplitter()
+        private var splitter: JSONFrameSplitter
         private var ready: [WatchEvent] = []
         private var readyIndex = 0
         private var finished = false
 
         fileprivate init(stream: WatchEventStream) {
             self.stream = stream
+            self.splitter = JSONFrameSplitter(maximumFrameBytes: stream.maximumEventBytes)
         }
 
         public mutating func next() async throws -> WatchEvent? {
@@ -50,7 +62,7 @@ public struct WatchEventStream: AsyncSequence {
                 } catch {
                     finished = true
                     if Task.isCancelled { throw CancellationError() }
-                    throw KubeAPIError.transport(error, context: stream.source)
+                    throw KubeAPIError.transport(error, context: stream.source, readTimeout: stream.readTimeout)
                 }
                 guard let chunk else {
                     finished = true

@@ -65,6 +65,12 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
                         case .upsert(let object): continuation.yield(.upsert(object))
                         case .delete(let object): continuation.yield(.delete(object))
                         case .diagnostics(let diagnostics): continuation.yield(.diagnostics(diagnostics))
+                        case .interrupted(let error, let retryIn) where error.isGone:
+                            // Routine after an API server restart or a long disconnection: the informer lists
+                            // again and the controller replaces its view (deletions meanwhile included).
+                            logger.notice("\(kind): resourceVersion expired (410 Gone); re-listing", metadata: [
+                                "error": "\(error)", "retryIn": "\(retryIn)",
+                            ])
                         case .interrupted(let error, let retryIn):
                             if let permission = error.denied {
                                 let times = denied?.permission == permission ? denied!.times + 1 : 1

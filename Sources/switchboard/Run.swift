@@ -44,6 +44,14 @@ struct Run: AsyncParsableCommand {
     @Option(name: [.customShort("v"), .customLong("v")], help: "Log verbosity, as kube-proxy's -v (0-10).")
     var verbosity: Int?
 
+    /// Not a kube-proxy flag, and hidden: tests use it to see a stalled watch noticed in seconds.
+    @Option(
+        name: .customLong("api-read-timeout"),
+        help: ArgumentHelp(
+            "How long an API response may stay silent before its connection counts as dead (Go duration, default 90s).",
+            visibility: .hidden))
+    var apiReadTimeout: String?
+
     @Flag(name: .customLong("ipset-export"), help: "Keep kube-proxy's IPVS-mode ipsets (KUBE-CLUSTER-IP, ...) up to date, for iptables firewalls.")
     var ipsetExport = false
 
@@ -52,6 +60,7 @@ struct Run: AsyncParsableCommand {
         try flags.checkModeAsFlag()
         // Checked again with the config file's values in `run()`; here for flag errors before anything starts.
         _ = try agentConfiguration(flags)
+        _ = try clientOptions()
     }
 
     /// `run`'s own flags as settings (nil where not given).
@@ -96,6 +105,19 @@ struct Run: AsyncParsableCommand {
         return configuration
     }
 
+    /// The API client's timeouts: `--api-read-timeout` also bounds the wait for a response head.
+    func clientOptions() throws -> KubeClient.Options {
+        var options = KubeClient.Options()
+        if let text = apiReadTimeout {
+            guard let timeout = GoDuration.parse(text), timeout >= .seconds(1) else {
+                throw ValidationError("--api-read-timeout: invalid duration \"\(text)\" (at least 1s)")
+            }
+            options.readTimeout = timeout
+            options.requestTimeout = min(options.requestTimeout, timeout)
+        }
+        return options
+    }
+
     func run() async throws {
         let settings = try node.settings(extra: runFlags())
         let context = try node.nodeContext(settings)
@@ -121,7 +143,7 @@ struct Run: AsyncParsableCommand {
             let config = try settings.kubeconfig.map { path throws(KubeAPIError) in try KubeConfig.load(kubeconfigPath: path) }
                 ?? KubeConfig.inCluster()
             if let warning = config.insecureWarning { logger.warning("\(warning)") }
-            client = try KubeClient(config: config)
+            client = try KubeClient(config: config, options: try clientOptions())
         } catch {
             throw CLIError("starting: \(error)")
         }
