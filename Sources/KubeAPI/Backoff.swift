@@ -23,9 +23,10 @@ public struct Backoff: Hashable, Sendable {
         return min(maximum, initial * factor)
     }
 
-    /// Records a failure and returns how long to wait before the next attempt.
-    public mutating func fail(using generator: inout some RandomNumberGenerator) -> Duration {
-        let ceiling = self.ceiling
+    /// Records a failure and returns how long to wait before the next attempt: at most the ceiling, or `cap`
+    /// if that is lower (the failures still count, so the ceiling keeps growing for later failures).
+    public mutating func fail(using generator: inout some RandomNumberGenerator, cap: Duration? = nil) -> Duration {
+        let ceiling = min(self.ceiling, cap ?? self.ceiling)
         failures += 1
         return ceiling * Double.random(in: 0...1, using: &generator)
     }

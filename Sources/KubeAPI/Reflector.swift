@@ -81,7 +81,17 @@ struct Reflector: Sendable {
         -> Duration
     {
         if error.isGone { resourceVersion = nil }
-        return backoff.fail(using: &generator)
+        return backoff.fail(using: &generator, cap: Self.cap(for: error))
+    }
+
+    /// No answer at all (refused, reset, silent: the server is away or restarting) is retried within
+    /// `unreachableRetryCap` however long it lasts, so changes made meanwhile are picked up within that
+    /// (plus jitter's spread over the fleet) of its return: an attempt that reaches no server costs the
+    /// server nothing. An answer that says no (5xx, 429, 403) backs off to the full `Backoff.maximum`.
+    static let unreachableRetryCap: Duration = .seconds(2)
+
+    static func cap(for error: KubeAPIError?) -> Duration? {
+        error?.kind == .transport ? unreachableRetryCap : nil
     }
 
     /// An open watch ended after `openFor`: cleanly (`error` nil: the server closed it, normally at the
@@ -97,7 +107,7 @@ struct Reflector: Sendable {
         if error == nil && healthy { return .zero }
         // An error after a healthy watch still waits (a little: the backoff was just reset), so that a server
         // that accepts watches and drops them at once is never hammered.
-        return backoff.fail(using: &generator)
+        return backoff.fail(using: &generator, cap: Self.cap(for: error))
     }
 
     private mutating func advance(to version: String?) {

@@ -154,7 +154,8 @@ final class FakeListWatcher: ListWatcher {
     }
 
     @Test func cancellationEndsAnInformerWaitingInBackoff() async throws {
-        let fake = FakeListWatcher([.fail(KubeAPIError(kind: .transport, message: "refused"))])
+        // A refusal (not a transport failure, which is retried within 2 s whatever the backoff says).
+        let fake = FakeListWatcher([.fail(KubeAPIError(kind: .status, code: 503, reason: "ServiceUnavailable", message: "no"))])
         let slow = InformerOptions(backoff: Backoff(initial: .seconds(600), maximum: .seconds(600)))
         // withInformer checks that cancelling takes well under the 10 minutes the backoff would wait.
         _ = try await withInformer(Informer(source: fake, resource: Self.resource, options: slow)) { log in
@@ -236,6 +237,27 @@ final class FakeListWatcher: ListWatcher {
         let expectedFailures = (ending.resetsBackoff ? 0 : 3) + (ending.waits ? 1 : 0)
         #expect(reflector.backoff.failures == expectedFailures)
         #expect(reflector.nextStep == .watch(from: "1"))
+    }
+
+    /// No answer (a server away or restarting) is retried within 2 s however long it lasts; an answer that
+    /// says no (here 503) backs off to the full maximum.
+    @Test func anUnreachableServerIsRetriedWithinTwoSecondsARefusingOneBacksOff() {
+        var random = SeededRandom(seed: 3)
+        var away = Reflector(backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)))
+        var refusing = away
+        var awayDelays: [Duration] = [], refusingDelays: [Duration] = []
+        for _ in 0..<40 {
+            awayDelays.append(away.requestFailed(KubeAPIError(kind: .transport, message: "refused"), using: &random))
+            refusingDelays.append(refusing.requestFailed(
+                KubeAPIError(kind: .status, code: 503, reason: "ServiceUnavailable", message: "x"), using: &random))
+        }
+        #expect(awayDelays.allSatisfy { $0 <= .seconds(2) })
+        #expect(refusingDelays.allSatisfy { $0 <= .seconds(30) })
+        #expect(refusingDelays.suffix(20).contains { $0 > .seconds(10) }, "\(refusingDelays)")
+        // A watch that broke without an answer: the same cap.
+        #expect(away.watchEnded(
+            openFor: .milliseconds(1), requested: .seconds(60), error: KubeAPIError(kind: .transport, message: "reset"),
+            using: &random) <= .seconds(2))
     }
 
     @Test func backoffDoublesToTheCapWithFullJitter() {
