@@ -18,7 +18,7 @@ import Synchronization
 public struct FuzzTarget: Sendable, CustomStringConvertible {
     public var name: String
     public var mutator: FuzzMutator
-    /// Iterations of the short run inside `swift test`: about half a second of a debug build.
+    /// Iterations of the short run inside `swift test`: a fraction of a second of a debug build.
     public var iterations: Int
     public var body: @Sendable ([UInt8]) throws -> Void
 

@@ -17,6 +17,27 @@ import Testing
         #expect(report.findingCount == 0, "\(report)")
     }
 
+    /// The engine itself: an input is a function of (seed, iteration), and a finding names both and the input.
+    @Test func findingsNameTheirInputAndReplay() throws {
+        let mutator = FuzzMutator(seeds: [Array("{\"a\": [1, 2]}".utf8)])
+        #expect(mutator.input(seed: 7, iteration: 42) == mutator.input(seed: 7, iteration: 42))
+        #expect((0..<20).map { mutator.input(seed: 7, iteration: $0) } != (0..<20).map { mutator.input(seed: 8, iteration: $0) })
+
+        let target = FuzzTarget("no-digits", seeds: [Array("abc".utf8)], iterations: 300) { bytes in
+            if bytes.contains(where: { (0x30...0x39).contains($0) }) { throw FuzzFailure("a digit") }
+        }
+        var configuration = FuzzConfiguration()
+        configuration.seed = 7
+        let report = Fuzzer.run(target, configuration)
+        #expect(report.executions == 301 && report.findingCount > 0 && report.findings.count <= 10)
+        let finding = try #require(report.findings.first)
+        let iteration = try #require(finding.iteration)
+        #expect(finding.problem == "a digit")
+        #expect(target.mutator.input(seed: 7, iteration: iteration) == finding.input)
+        #expect(finding.description.contains("seed 0x7, iteration \(iteration): a digit"))
+        #expect(finding.description.contains("base64: \(Data(finding.input).base64EncodedString())"))
+    }
+
     static let targets: [FuzzTarget] = [
         FuzzTarget("json", seeds: corpus("json"), iterations: 300) { bytes in try checkJSON(bytes) },
         FuzzTarget(
