@@ -95,11 +95,13 @@ let package = Package(
             ],
             path: "bench/Sources/switchboard-bench"
         ),
-        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel"],
+        // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel", "SwitchboardTesting"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
-        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"]),
+        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
         .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),

@@ -199,20 +199,10 @@ public final class KubeClient: ListWatcher {
                 continue
             }
             pages += 1
-            let metadata: JSONValue
-            do {
-                let members = try body.withUnsafeReadableBytes { bytes in
-                    try JSONValue.streamObject(bytes, arrayMember: "items") { raw in
-                        items.append(DecodedObject.decode(raw, resource: resource, source: source))
-                    }
+            let metadata = try body.withUnsafeReadableBytes { bytes in
+                try ListResult.decodePage(bytes, resource: resource, source: source, context: "GET \(path)") {
+                    items.append($0)
                 }
-                if let other = members["items"], other != .null {
-                    throw KubeAPIError(
-                        kind: .invalidResponse, message: "list items is \(other.typeName)", context: "GET \(path)")
-                }
-                metadata = members["metadata"] ?? .null
-            } catch let error as JSONValue.SyntaxError {
-                throw KubeAPIError(kind: .invalidResponse, message: "response is not JSON: \(error)", context: "GET \(path)")
             }
             if let next = metadata["continue"]?.stringValue, !next.isEmpty {
                 token = next

@@ -119,6 +119,30 @@ public struct ListResult: Hashable, Sendable {
     public var diagnostics: [Diagnostic] { items.flatMap(\.diagnostics) }
 }
 
+extension ListResult {
+    /// Reads one page of a LIST response item by item, so a page never exists as one tree: each item is
+    /// decoded and handed to `each` as it is read; returns the page's `metadata` (`.null` when absent).
+    /// Throws when the body is not a JSON object or its `items` is not a list; `context` names the request.
+    static func decodePage(
+        _ bytes: UnsafeRawBufferPointer, resource: KubeResource, source: String, context: String,
+        _ each: (DecodedObject) -> Void
+    ) throws(KubeAPIError) -> JSONValue {
+        let members: [String: JSONValue]
+        do {
+            members = try JSONValue.streamObject(bytes, arrayMember: "items") { raw in
+                each(DecodedObject.decode(raw, resource: resource, source: source))
+            }
+        } catch {
+            // `each` does not throw, so this is the parser's `SyntaxError`.
+            throw KubeAPIError(kind: .invalidResponse, message: "response is not JSON: \(error)", context: context)
+        }
+        if let other = members["items"], other != .null {
+            throw KubeAPIError(kind: .invalidResponse, message: "list items is \(other.typeName)", context: context)
+        }
+        return members["metadata"] ?? .null
+    }
+}
+
 extension JSONValue {
     var stringValue: String? {
         if case .string(let s) = self { return s }

@@ -194,8 +194,8 @@ public struct ProxySettingsError: Error, Hashable, Sendable, CustomStringConvert
 extension String {
     var trimmingSpaces: String {
         var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        while let c = s.first, c == " " || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\t" { s.removeLast() }  // not `dropLast()`: see `GoDuration`
         return String(s)
     }
 }

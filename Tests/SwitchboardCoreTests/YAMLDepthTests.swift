@@ -18,6 +18,15 @@ import Testing
         (0..<300).map { String(repeating: " ", count: 2 * $0) + "- k:" }.joined(separator: "\n") + " 1",
         // Unclosed: the parser would still recurse on the way in.
         "a: " + String(repeating: "[", count: 100_000),
+        // Found by FuzzTests (manifest-json): JSON with a syntax error is re-read as YAML, where `:` may touch
+        // the value after a quoted key.
+        "{\"kind\": \"Node\", (\"x\": 1, " + String(repeating: "[{\"a\":", count: 5000),
+        "a: {\"b\":{\"b\":" + String(repeating: "{\"b\":", count: 5000),
+        // A tag or an anchor before the bracket.
+        "a: " + String(repeating: "[!!seq ", count: 5000),
+        "a: !!seq " + String(repeating: "[", count: 5000),
+        "a: " + String(repeating: "&x [", count: 5000),
+        "a: " + String(repeating: "!t[", count: 5000),
     ])
     func hostileNestingIsRefused(text: String) {
         #expect(Self.tooDeep(text))
@@ -30,6 +39,7 @@ import Testing
         "# " + String(repeating: "[", count: 500) + "\na: 1",
         "a: |\n  " + String(repeating: "[", count: 500) + "\n  " + String(repeating: "- ", count: 500) + "\nb: 2",
         "a: x" + String(repeating: "[", count: 500),
+        "{\"a\":\"" + String(repeating: "[", count: 500) + "\", b: !t '" + String(repeating: "{", count: 500) + "'}",
     ])
     func textIsNotNesting(text: String) {
         let documents = JSONValue.documents(yaml: text)

@@ -87,8 +87,8 @@ extension Field {
         var out: [CIDR] = []
         for (s, f) in try strings() {
             var trimmed = Substring(s)
-            while trimmed.first == " " { trimmed = trimmed.dropFirst() }
-            while trimmed.last == " " { trimmed = trimmed.dropLast() }
+            while trimmed.first == " " { trimmed.removeFirst() }
+            while trimmed.last == " " { trimmed.removeLast() }  // not `dropLast()`: see `GoDuration`
             guard let c = CIDR(String(trimmed)) else { throw f.fail("invalid CIDR \(Field.quote(s))") }
             out.append(c)
         }

@@ -5,7 +5,8 @@
 /// - block collections, by indentation (a stack of the columns where nested collections start, plus one
 ///   level per `- ` / `? ` entry indicator that opens a sequence on the same line, as in `- - - x`);
 /// - flow collections, by the `[` and `{` that start a node (at the start of a line's content, or after
-///   `:`, `-`, `?`, `,`, `[` or `{`) and their closing brackets.
+///   `:`, `-`, `?`, `,`, `[`, `{` or a tag or anchor), every one inside a flow collection, and their
+///   closing brackets.
 /// Quoted scalars, comments and block scalars (`|`, `>`) are skipped. The result is close to the real depth
 /// (within a factor of two where a block sequence shares its parent mapping's indentation); the converter
 /// checks the exact depth afterwards, so this only has to keep the parser's recursion bounded.
@@ -95,7 +96,14 @@ enum YAMLDepth {
                     i += 1
                     continue
                 }
-                if nodeStart, c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
+                if nodeStart, c == UInt8(ascii: "!") || c == UInt8(ascii: "&") {
+                    // Node properties (a tag, an anchor): the node they belong to follows them.
+                    while i < text.count, !Self.endsProperty(text[i]) { i += 1 }
+                    continue
+                }
+                // Inside a flow collection every bracket outside quotes is structure: a plain scalar there
+                // cannot hold one.
+                if nodeStart || flowDepth > 0, c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
                     flowDepth += 1
                     note()
                     i += 1
@@ -107,7 +115,10 @@ enum YAMLDepth {
                     i += 1
                     continue
                 }
-                if c == UInt8(ascii: ",") || ((c == UInt8(ascii: ":") || c == UInt8(ascii: "-") || c == UInt8(ascii: "?")) && space) {
+                // In a flow collection `:` may touch the value after a quoted key (`{"a":"b"}`, `{"a":[`).
+                if c == UInt8(ascii: ",") || (c == UInt8(ascii: ":") && flowDepth > 0)
+                    || ((c == UInt8(ascii: ":") || c == UInt8(ascii: "-") || c == UInt8(ascii: "?")) && space)
+                {
                     nodeStart = true
                     i += 1
                     continue
@@ -119,6 +130,17 @@ enum YAMLDepth {
                 }
                 nodeStart = false
                 i += 1
+            }
+        }
+
+        /// Where a tag or an anchor ends: a blank, or a flow indicator (neither can hold one).
+        private static func endsProperty(_ c: UInt8) -> Bool {
+            switch c {
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: ","), UInt8(ascii: "["),
+                UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"):
+                return true
+            default:
+                return false
             }
         }
 
