@@ -55,9 +55,16 @@ public struct ScratchNamespace: Sendable, Hashable {
     public static func with<T>(
         purpose: String, _ body: (ScratchNamespace) async throws -> T
     ) async throws -> T {
-        let ns = try create(purpose: purpose)
-        defer { ns.delete() }
-        return try await body(ns)
+        // Created and deleted off the cooperative pool: `ip` blocks, and tests run side by side.
+        let ns = try await Shell.offload { Result { try create(purpose: purpose) } }.get()
+        do {
+            let result = try await body(ns)
+            await Shell.offload { ns.delete() }
+            return result
+        } catch {
+            await Shell.offload { ns.delete() }
+            throw error
+        }
     }
 
     /// Runs a command inside the namespace (`ip netns exec <name> ...`) and returns its standard output;
@@ -74,36 +81,15 @@ public struct ScratchNamespace: Sendable, Hashable {
         public var description: String { "ip \(arguments.joined(separator: " ")) exited \(status): \(stderr)" }
     }
 
-    /// Runs `ip` and returns its stdout. Self-contained on purpose (Foundation's `Process` only), so this
-    /// helper does not depend on the richer topology support beside it.
+    /// Runs `ip` (spawned as `Shell` spawns: no descriptor leaks into it) and returns its stdout.
     @discardableResult
     private static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ipPath)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        // stderr goes to a file, so that neither stream can fill a pipe and stall the child while the
-        // other one is read.
-        let errorPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("sbt-ns-\(UUID().uuidString).err")
-        guard FileManager.default.createFile(atPath: errorPath.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
-        defer { try? FileManager.default.removeItem(at: errorPath) }
-        let errorFile = try FileHandle(forWritingTo: errorPath)
-        defer { try? errorFile.close() }
-        process.standardError = errorFile
-        try process.run()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let stderr = (try? String(contentsOf: errorPath, encoding: .utf8)) ?? ""
+        let result = try Shell.runBlocking([ipPath] + arguments, timeout: .seconds(30))
+        guard result.succeeded else {
             throw CommandError(
-                arguments: arguments, status: process.terminationStatus,
-                stderr: stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                arguments: arguments, status: result.status.code,
+                stderr: result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return String(decoding: output, as: UTF8.self)
+        return result.stdout
     }
 }

@@ -95,7 +95,7 @@ public struct ShellError: Error, Sendable, CustomStringConvertible {
 ///
 /// Output goes to temporary files rather than pipes: a command that forks (or is killed while a child still
 /// holds its stdout) can never make the reader hang, and nothing has to drain pipes concurrently.
-/// Waiting never blocks the cooperative pool: async calls wait on a Dispatch thread or a termination callback.
+/// Waiting never blocks the cooperative pool: async calls wait on a thread of their own or a termination callback.
 public enum Shell {
     /// Runs a command to completion and captures its output. Throws only if it can't be started;
     /// a non-zero exit is reported in the result (use `.checked()` to turn it into an error).
@@ -179,10 +179,14 @@ public enum Shell {
         return try BackgroundProcess(executable: executable, command: command, input: input)
     }
 
-    /// Runs blocking work on a Dispatch thread so the cooperative pool stays free.
+    /// Runs blocking `body` on a thread of its own. Not `DispatchQueue.global()`: on Linux its pool is as
+    /// wide as the machine has CPUs (two here), so with tests running side by side a few long waits
+    /// (a control plane starting, a process's grace period) would hold every other test's commands back.
     static func offload<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: body()) }
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.stackSize = 1 << 20
+            thread.start()
         }
     }
 }
