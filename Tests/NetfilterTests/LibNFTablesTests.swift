@@ -130,10 +130,14 @@ import Testing
                 // Threads: one worker in each namespace; nothing else left the host namespace.
                 let ns1Inode = try namespaceInode("/var/run/netns/" + ns1.name)
                 let ns2Inode = try namespaceInode("/var/run/netns/" + ns2.name)
-                let threads = try threadNamespaces()
                 let workerName = { (ns: ScratchNamespace) in String("nft-\(ns.name)".prefix(15)) }
-                #expect(threads.filter { $0.namespace == ns1Inode }.map(\.name) == [workerName(ns1)])
-                #expect(threads.filter { $0.namespace == ns2Inode }.map(\.name) == [workerName(ns2)])
+                // Each worker is back in its namespace a moment after it resumed its last caller.
+                #expect(try await settles {
+                    let threads = try threadNamespaces()
+                    return threads.filter { $0.namespace == ns1Inode }.map(\.name) == [workerName(ns1)]
+                        && threads.filter { $0.namespace == ns2Inode }.map(\.name) == [workerName(ns2)]
+                })
+                let threads = try threadNamespaces()
                 // Other tests running in parallel have worker threads of their own in their namespaces.
                 let workers = ["nft-", "ipset-", "ct-", "nl-"]
                 let others = threads.filter { thread in !workers.contains { thread.name.hasPrefix($0) } }
@@ -156,7 +160,8 @@ import Testing
             do {
                 let nft = try LibNFTables(networkNamespace: ns.name)
                 _ = try await nft.run("add table ip t")
-                #expect(try threadNamespaces().contains { $0.namespace == inode })
+                // The worker resumes its callers from its starting namespace and then goes back: look twice.
+                #expect(try await settles { try threadNamespaces().contains { $0.namespace == inode } })
             }
             // deinit waits for the worker to free the context; the kernel reaps the thread right after.
             var remaining = true
@@ -209,6 +214,15 @@ func namespaceInode(_ path: String) throws -> UInt64 {
 }
 
 /// Every thread of this process with its name and network namespace.
+/// Whether `check` holds within a second (polled every 5 ms).
+func settles(_ check: () throws -> Bool) async throws -> Bool {
+    for _ in 0..<200 {
+        if try check() { return true }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    return false
+}
+
 func threadNamespaces() throws -> [(name: String, namespace: UInt64)] {
     try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap { tid in
         guard let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8),
