@@ -163,36 +163,17 @@ struct ServiceCompiler {
     let zone: String?
 
     func compile(_ service: Service, slices: [EndpointSlice]) -> ServiceOutput {
-        var output = ServiceOutput()
-        guard service.isProxied else { return output }
-        for family in IPFamily.allCases {
-            let familySlices = slices.filter { $0.addressType.ipFamily == family }
-            if let fragment = compile(service, slices: familySlices, family: family, diagnostics: &output.diagnostics) {
-                output.fragments[family] = fragment
-            }
+        let view = ServiceView(service, slices: slices, nodeName: node.nodeName, zone: zone)
+        var output = ServiceOutput(diagnostics: view.diagnostics)
+        for (family, familyView) in view.families {
+            output.fragments[family] = compile(service, familyView, family: family)
         }
-        var seen = Set<Diagnostic>()
-        output.diagnostics = output.diagnostics.filter { seen.insert($0).inserted }
         return output
     }
 
-    private func compile(
-        _ service: Service, slices: [EndpointSlice], family: IPFamily, diagnostics: inout [Diagnostic]
-    ) -> ServiceFragment? {
-        // A Service is served by the family of each of its cluster IPs, like kube-proxy's per-family
-        // proxiers: a single-stack IPv4 Service has no IPv6 rules at all, not even for its NodePort or
-        // an IPv6 external IP. Without any cluster IP (not yet allocated) kube-proxy skips the Service,
-        // and so do we.
-        guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else {
-            if service.clusterIPs.isEmpty && family == .v4 {
-                diagnostics.append(diagnostic(service, "spec.clusterIPs", "no cluster IP; the Service is skipped"))
-            }
-            return nil
-        }
+    private func compile(_ service: Service, _ view: ServiceView.FamilyView, family: IPFamily) -> ServiceFragment {
         let n = RulesetNames.self
         var fragment = ServiceFragment()
-        let externalVIPs = service.externalAddresses(family)
-        let loadBalancerVIPs = Set(service.loadBalancerIPs(family))
         let firewalled = service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty
         let sourceRanges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
         let externalLocal = service.externalTrafficPolicy == .local
@@ -206,26 +187,20 @@ struct ServiceCompiler {
             fragment.claim(.affinityTimeout, chain, port: 0, [], chains: [chain: affinityChain(family: family, timeout: timeout)])
         }
         if !service.ports.isEmpty {
-            fragment.claim(.clusterIP, clusterIP.description, port: 0, [.init(set: n.clusterIPs, key: clusterIP.description, data: "")])
+            let clusterIP = view.clusterIP.description
+            fragment.claim(.clusterIP, clusterIP, port: 0, [.init(set: n.clusterIPs, key: clusterIP, data: "")])
         }
 
-        var seenPorts = Set<String>()
-        for (index, port) in service.ports.enumerated() {
-            let portID = "\(port.protocol.nftName)/\(port.port)"
-            guard seenPorts.insert(portID).inserted else {
-                diagnostics.append(diagnostic(service, "spec.ports[\(index)]", "duplicate port \(portID); ignored"))
-                continue
-            }
-            let endpoints = selectEndpoints(slices, port: port)
-            let proto = port.protocol.nftName
+        for port in view.ports {
+            let index = port.index
+            let endpoints = port.endpoints
+            let proto = port.port.protocol.nftName
+            let number = port.port.port
 
             // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
-            let internalKey = "\(clusterIP) . \(proto) . \(port.port)"
-            let externalKeys = externalVIPs.map { (ip: $0, key: "\($0) . \(proto) . \(port.port)") }
-            var nodePort: String?
-            if service.type == .nodePort || service.type == .loadBalancer, let number = port.nodePort {
-                nodePort = "\(proto) . \(number)"
-            }
+            let internalKey = "\(port.clusterIP) . \(proto) . \(number)"
+            let externalKeys = port.externalAddresses.map { (ip: $0, key: "\($0) . \(proto) . \(number)") }
+            let nodePort = port.nodePort.map { "\(proto) . \($0)" }
             if !endpoints.hasAny {
                 for key in [internalKey] + externalKeys.map(\.key) {
                     fragment.claim(.vip, key, port: index, [.init(set: n.noEndpointServices, key: key, data: "")])
@@ -250,6 +225,7 @@ struct ServiceCompiler {
             // External and load-balancer IPs: all endpoints (externalTrafficPolicy Cluster, masqueraded);
             // with Local, external clients get this node's endpoints (none: drop) and keep their address,
             // while pods and the node itself still get all of them.
+            let loadBalancerIPs = Set(port.loadBalancerIPs)
             for external in externalKeys {
                 var elements = table(endpoints.cluster, dispatch: n.serviceVIPs, map: n.backends, entry: external.key)
                 if externalLocal {
@@ -259,7 +235,7 @@ struct ServiceCompiler {
                     elements.append(.init(set: n.externalVIPs, key: external.key, data: ""))
                 }
                 if let affinityTarget { elements.append(.init(set: n.affinityServices, key: external.key, data: affinityTarget)) }
-                if firewalled && loadBalancerVIPs.contains(external.ip) {
+                if firewalled && loadBalancerIPs.contains(external.ip) {
                     elements.append(.init(set: n.firewallVIPs, key: external.key, data: ""))
                     for range in sourceRanges {
                         elements.append(.init(set: n.firewallAllow, key: "\(external.key) . \(range)", data: ""))
@@ -313,73 +289,5 @@ struct ServiceCompiler {
                 "\(l4) dport != 0 update @\(RulesetNames.affinity) { \(p) saddr . ct original \(p) daddr . meta l4proto . ct original proto-dst timeout \(nftDuration(seconds: timeout)) : \(p) daddr . \(l4) dport }")
         })
     }
-
-    // MARK: - Semantics
-
-    /// One backend of a service port: address and the port resolved through its slice.
-    struct Backend: Hashable {
-        var address: IPAddress
-        var port: Int
-        /// `10.0.0.5:80` or `[fd00::5]:80`: the Maglev identity, the same on every node.
-        var identity: String { address.family == .v4 ? "\(address):\(port)" : "[\(address)]:\(port)" }
-        /// The `backends` map's data for it, as nft lists it: `10.0.0.5 . 80`.
-        var dnatTarget: String { "\(address) . \(port)" }
-    }
-
-    /// The endpoints of a service port, as kube-proxy categorises them.
-    struct EndpointChoice {
-        /// For traffic that may go anywhere: ready endpoints (narrowed by topology hints); when none is
-        /// ready, the serving terminating ones (KEP-1669).
-        var cluster: [Backend]
-        /// For Local traffic policies: this node's ready endpoints; when none, its serving terminating ones.
-        var local: [Backend]
-        /// Any endpoint anywhere is ready, or serving while terminating: without one, connections are
-        /// rejected; with one but none for a Local policy, they are dropped.
-        var hasAny: Bool
-    }
-
-    /// Chooses the endpoints of a service port (its port resolved per slice: `ServicePort.resolve`).
-    /// Duplicates across slices count once.
-    func selectEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> EndpointChoice {
-        let all = port.resolve(slices).map { ($0.endpoint, Backend(address: $0.address, port: $0.port)) }
-        func backends(_ include: (Endpoint) -> Bool) -> [Backend] {
-            Set(all.filter { include($0.0) }.map(\.1)).sorted { ($0.address, $0.port) < ($1.address, $1.port) }
-        }
-        let servingTerminating = { (e: Endpoint) in e.isServing && e.isTerminating }
-        let isLocal = { (e: Endpoint) in e.nodeName == node.nodeName }
-
-        let topologyZone = usesTopology(all.map(\.0))
-        var cluster = backends { e in e.isReady && (topologyZone.map { e.zoneHints?.contains($0) == true } ?? true) }
-        if cluster.isEmpty { cluster = backends(servingTerminating) }
-        var local = backends { $0.isReady && isLocal($0) }
-        if local.isEmpty { local = backends { servingTerminating($0) && isLocal($0) } }
-        return EndpointChoice(cluster: cluster, local: local, hasAny: all.contains { $0.0.isReady || servingTerminating($0.0) })
-    }
-
-    /// The zone to narrow to when topology hints apply (kube-proxy's rule): this node has a zone, every
-    /// ready endpoint carries hints, and at least one hints for this zone. Otherwise nil: all endpoints.
-    private func usesTopology(_ endpoints: [Endpoint]) -> String? {
-        guard let zone, !zone.isEmpty else { return nil }
-        var matches = false
-        for endpoint in endpoints where endpoint.isReady {
-            guard let hints = endpoint.zoneHints, !hints.isEmpty else { return nil }
-            if hints.contains(zone) { matches = true }
-        }
-        return matches ? zone : nil
-    }
-
-    private func diagnostic(_ service: Service, _ field: String, _ message: String) -> Diagnostic {
-        Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning)
-    }
 }
 
-extension EndpointAddressType {
-    /// nil for FQDN slices, which kube-proxy ignores.
-    var ipFamily: IPFamily? {
-        switch self {
-        case .ipv4: return .v4
-        case .ipv6: return .v6
-        case .fqdn: return nil
-        }
-    }
-}

@@ -27,15 +27,7 @@ public struct ConntrackSummary: Hashable, Sendable {
     }
 
     /// One endpoint of a service port: its address and resolved target port.
-    public struct Endpoint: Hashable, Sendable {
-        public var address: IPAddress
-        public var port: Int
-
-        public init(address: IPAddress, port: Int) {
-            self.address = address
-            self.port = port
-        }
-    }
+    public typealias Endpoint = Backend
 
     public struct Port: Hashable, Sendable {
         /// The port on the VIPs.
@@ -60,26 +52,20 @@ public struct ConntrackSummary: Hashable, Sendable {
         self.ports = ports
     }
 
-    /// The UDP and SCTP ports of the given Services in `state` (nil: of every Service).
+    /// The UDP and SCTP ports of the given Services in `state` (nil: of every Service): the ports
+    /// `ServiceView` serves, with their usable endpoints.
     public init(_ state: ClusterState, services: Set<ObjectRef>? = nil) {
         ports = [:]
         let refs = services ?? Set(state.services.keys)
         for ref in refs {
-            guard let service = state.services[ref], service.isProxied else { continue }
-            let slices = state.endpointSlices(for: ref)
-            for family in IPFamily.allCases {
-                // As the compiler: a Service is served in the families of its cluster IPs only.
-                guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else { continue }
-                let familySlices = slices.filter { $0.addressType.ipFamily == family }
-                let vips = deduplicated([clusterIP] + service.externalAddresses(family))
-                for port in service.ports where port.protocol != .tcp {
-                    let key = Key(service: ref, family: family, portName: port.name, protocol: port.protocol)
-                    guard ports[key] == nil else { continue }  // a duplicate port: the first counts, as compiled
-                    let hasNodePort = service.type == .nodePort || service.type == .loadBalancer
-                    ports[key] = Port(
-                        port: port.port, vips: vips, nodePort: hasNodePort ? port.nodePort : nil,
-                        endpoints: Self.usableEndpoints(familySlices, port: port))
-                }
+            guard let service = state.services[ref] else { continue }
+            let view = ServiceView(service, slices: state.endpointSlices(for: ref), nodeName: nil, zone: nil)
+            for port in view.ports where port.port.protocol != .tcp {
+                let key = Key(service: ref, family: port.family, portName: port.port.name, protocol: port.port.protocol)
+                guard ports[key] == nil else { continue }  // two ports of one name: the first counts
+                ports[key] = Port(
+                    port: port.port.port, vips: deduplicated([port.clusterIP] + port.externalAddresses),
+                    nodePort: port.nodePort, endpoints: port.endpoints.usable)
             }
         }
     }
@@ -98,23 +84,6 @@ public struct ConntrackSummary: Hashable, Sendable {
         } else {
             ports = fresh.ports
         }
-    }
-
-    /// The endpoints a service port sends to: the ready ones, or when none is ready the serving and
-    /// terminating ones (KEP-1669). The port is resolved through the slice port of the same name and
-    /// protocol, as in the compiler.
-    static func usableEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> Set<Endpoint> {
-        var ready = Set<Endpoint>()
-        var terminating = Set<Endpoint>()
-        for resolved in port.resolve(slices) {
-            let usable = Endpoint(address: resolved.address, port: resolved.port)
-            if resolved.endpoint.isReady {
-                ready.insert(usable)
-            } else if resolved.endpoint.isServing && resolved.endpoint.isTerminating {
-                terminating.insert(usable)
-            }
-        }
-        return ready.isEmpty ? terminating : ready
     }
 }
 
@@ -224,7 +193,7 @@ extension L4Protocol {
     }
 }
 
-extension ConntrackSummary.Endpoint {
+extension Backend {
     /// From a `backends` map's data as nft lists it: `10.244.1.2 . 5353`.
     init?(nftData: String) {
         let fields = nftData.split(separator: " . ").map(String.init)

@@ -168,30 +168,24 @@ public struct IPSetExport: Sendable {
     /// kube-proxy's entries for one Service, both families.
     func contribution(of service: Service, slices: [EndpointSlice], node nodeObject: Node?) -> [String: Set<String>] {
         var out: [String: Set<String>] = [:]
-        guard service.isProxied else { return out }
         func insert(_ kind: KubeIPSet, _ family: IPFamily, _ entry: String) {
             out[kind.name(family), default: []].insert(entry)
         }
         let local = service.externalTrafficPolicy == .local
-        for family in IPFamily.allCases {
-            guard let clusterIP = service.clusterIPs.first(where: { $0.family == family }) else { continue }
+        let view = ServiceView(service, slices: slices, nodeName: node.nodeName, zone: nodeObject?.zone)
+        for (family, familyView) in view.families {
             let nodeIPs = (nodeObject?.internalIPs ?? []).filter { ip in
                 ip.family == family && (node.nodePortAddresses.isEmpty || node.nodePortAddresses.contains { $0.contains(ip) })
             }
             let primaryNodeIP = nodeObject?.internalIPs.first { $0.family == family }
-            let externalIPs = deduplicated(service.externalIPs.filter { $0.family == family })
-            let ingressIPs = service.loadBalancerIPs(family)
             let sourceRanges = service.loadBalancerSourceRanges.filter { $0.family == family }.flatMap(Self.storable)
-            let familySlices = slices.filter { $0.addressType.ipFamily == family }
 
-            var seenPorts = Set<String>()
-            for port in service.ports {
-                let proto = port.protocol.nftName
-                guard seenPorts.insert("\(proto)/\(port.port)").inserted else { continue }
-                let portPart = "\(proto):\(port.port)"
-                insert(.clusterIP, family, "\(clusterIP),\(portPart)")
-                for ip in externalIPs { insert(local ? .externalIPLocal : .externalIP, family, "\(ip),\(portPart)") }
-                for ip in ingressIPs {
+            for port in familyView.ports {
+                let proto = port.port.protocol.nftName
+                let portPart = "\(proto):\(port.port.port)"
+                insert(.clusterIP, family, "\(port.clusterIP),\(portPart)")
+                for ip in port.externalIPs { insert(local ? .externalIPLocal : .externalIP, family, "\(ip),\(portPart)") }
+                for ip in port.loadBalancerIPs {
                     insert(.loadBalancer, family, "\(ip),\(portPart)")
                     if local { insert(.loadBalancerLocal, family, "\(ip),\(portPart)") }
                     guard !sourceRanges.isEmpty else { continue }
@@ -201,8 +195,8 @@ public struct IPSetExport: Sendable {
                         insert(.loadBalancerSourceIP, family, "\(ip),\(portPart),\(ip)")
                     }
                 }
-                if service.type == .nodePort || service.type == .loadBalancer, let nodePort = port.nodePort {
-                    switch port.protocol {
+                if let nodePort = port.nodePort {
+                    switch port.port.protocol {
                     case .tcp:
                         insert(.nodePortTCP, family, "\(nodePort)")
                         if local { insert(.nodePortLocalTCP, family, "\(nodePort)") }
@@ -216,17 +210,12 @@ public struct IPSetExport: Sendable {
                         }
                     }
                 }
-                for (address, targetPort) in localEndpoints(familySlices, port: port) {
-                    insert(.loopBack, family, "\(address),\(proto):\(targetPort),\(address)")
+                for endpoint in port.endpoints.localReady {
+                    insert(.loopBack, family, "\(endpoint.address),\(proto):\(endpoint.port),\(endpoint.address)")
                 }
             }
         }
         return out
-    }
-
-    /// Ready endpoints on this node with the port resolved through their slice, as the compiler resolves them.
-    private func localEndpoints(_ slices: [EndpointSlice], port: ServicePort) -> [(IPAddress, Int)] {
-        port.resolve(slices).filter { $0.endpoint.isReady && $0.endpoint.nodeName == node.nodeName }.map { ($0.address, $0.port) }
     }
 
     /// `hash:ip,port,net` holds prefixes of length 1 or more: `/0` is written as its two halves.

@@ -20,7 +20,7 @@ import Testing
     private func choice(_ endpoints: [Endpoint], zone: String? = nil) -> (cluster: [String], local: [String], any: Bool) {
         let slice = EndpointSlice(ref: ObjectRef(namespace: "d", name: "s-1"), serviceName: "s",
                                   ports: [EndpointPort(name: "", port: 80)], endpoints: endpoints)
-        let c = ServiceCompiler(node: ctx, zone: zone).selectEndpoints([slice], port: ServicePort(port: 80))
+        let c = EndpointClasses(ServicePort(port: 80).resolve([slice]), nodeName: ctx.nodeName, zone: zone)
         return (c.cluster.map(\.address.description), c.local.map(\.address.description), c.hasAny)
     }
 
