@@ -67,6 +67,9 @@ let package = Package(
             dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
+        // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
+        // the bench links and which imports no test framework.
+        .target(name: "SwitchboardTestTraits"),
         .executableTarget(
             name: "switchboard",
             dependencies: [
@@ -96,15 +99,15 @@ let package = Package(
             path: "bench/Sources/switchboard-bench"
         ),
         // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
-        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel", "SwitchboardTesting"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", "NFTModel", "SwitchboardTesting"],
+        .testTarget(name: "NFTModelTests", dependencies: ["SwitchboardTestTraits", "NFTModel", "SwitchboardTesting"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardTestTraits", "SwitchboardCore", "NFTModel", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
-        .testTarget(name: "KubeAPITests", dependencies: ["KubeAPI", "SwitchboardCore", "SwitchboardTesting"],
+        .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardTestTraits", "SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
+        .testTarget(name: "KubeAPITests", dependencies: ["SwitchboardTestTraits", "KubeAPI", "SwitchboardCore", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "NetfilterTests", dependencies: ["Netfilter", "NFTModel", "SwitchboardCore", "SwitchboardTesting"]),
+        .testTarget(name: "NetfilterTests", dependencies: ["SwitchboardTestTraits", "Netfilter", "NFTModel", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
-        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTestTraits", "SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
     ],
     swiftLanguageModes: [.v6]
 )

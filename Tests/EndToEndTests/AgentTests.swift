@@ -3,6 +3,7 @@ import SwitchboardCore
 import SwitchboardTesting
 import Synchronization
 import Testing
+import SwitchboardTestTraits
 
 /// The real control plane of ../shared/k8s (kube-apiserver v1.20.2 + etcd), started inside the node's
 /// namespace so the agent reaches it at 127.0.0.1, as its README describes.
@@ -105,7 +106,8 @@ struct SetupError: Error, CustomStringConvertible {
     "End to end: the node agent against a real kube-apiserver",
     .serialized,
     .enabled(if: SB.available && ControlPlane.unavailableReason == nil,
-             "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP")
+             "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP"),
+    .exclusive
 )
 struct AgentTests {
     static let topology = Topology.Builder()

@@ -2,12 +2,14 @@ import Foundation
 import NFTModel
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// The CLI's contract: commands, flags, exit codes (0 ok / 1 diff differs / 2 error), idempotent apply.
 @Suite(
     "CLI: render, diff, apply",
     .serialized,
-    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)"),
+    .exclusive
 )
 struct CLITests {
     static let flags = ["--hostname-override", "demo-node", "--cluster-cidr", "10.244.0.0/16"]

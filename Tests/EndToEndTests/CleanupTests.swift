@@ -1,13 +1,15 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// `switchboard cleanup`: Switchboard's tables go; with --kube-proxy-leftovers kube-proxy's nftables
 /// tables and KUBE-* iptables(-nft) chains go too, and nobody else's rules are touched.
 @Suite(
     "CLI: cleanup",
     .serialized,
-    .enabled(if: SB.available && Shell.which("iptables") != nil, "needs root, `ip netns`, iptables and the binary")
+    .enabled(if: SB.available && Shell.which("iptables") != nil, "needs root, `ip netns`, iptables and the binary"),
+    .exclusive
 )
 struct CleanupTests {
     private func sb(_ args: [String], in ns: ScratchNamespace) async throws -> ShellResult {

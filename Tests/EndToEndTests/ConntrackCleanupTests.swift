@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// Upstream sig-network's "should be able to preserve UDP traffic when server pod cycles for a
 /// ClusterIP service", with real datagrams: a client keeps sending from one fixed source port, so every
@@ -59,7 +60,8 @@ enum UDPFlow {
     "End to end: stale UDP conntrack entries are deleted (switchboard apply)",
     .serialized,
     .enabled(if: SB.available && Shell.which("conntrack") != nil,
-             "needs root, `ip netns`, the binary and the conntrack tool; reason printed as SKIP")
+             "needs root, `ip netns`, the binary and the conntrack tool; reason printed as SKIP"),
+    .exclusive
 )
 struct ConntrackApplyTests {
     /// Three Services in one node: `stuck` is moved from b1 to b2 with `--no-conntrack-cleanup` (the test
@@ -130,7 +132,8 @@ struct ConntrackApplyTests {
     "End to end: the agent deletes stale UDP conntrack entries",
     .serialized,
     .enabled(if: SB.available && ControlPlane.unavailableReason == nil && Shell.which("conntrack") != nil,
-             "needs root, `ip netns`, the binary, conntrack and ../shared/k8s (SWITCHBOARD_K8S_UP)")
+             "needs root, `ip netns`, the binary, conntrack and ../shared/k8s (SWITCHBOARD_K8S_UP)"),
+    .exclusive
 )
 struct ConntrackAgentTests {
     @Test("server pod cycles behind a ClusterIP: the fixed-port UDP flow reaches the new pod")

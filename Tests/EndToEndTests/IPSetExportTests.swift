@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// `--ipset-export` in a node namespace: kube-proxy's IPVS-mode sets as `ipset list` shows them, their
 /// build-then-swap updates, and an iptables firewall written against them carrying real traffic.
@@ -8,7 +9,8 @@ import Testing
     "End to end: ipset export",
     .serialized,
     .enabled(if: SB.available && Shell.which("ipset") != nil && Shell.which("iptables") != nil,
-             "needs root, `ip netns`, the switchboard binary, ipset and iptables")
+             "needs root, `ip netns`, the switchboard binary, ipset and iptables"),
+    .exclusive
 )
 struct IPSetExportTests {
     static let topology = Topology.Builder().node("n1").backend("b1", on: "n1").client("c1", attachedTo: "n1")

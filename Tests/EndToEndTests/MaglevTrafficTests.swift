@@ -2,13 +2,15 @@ import Foundation
 import SwitchboardCore
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// Maglev through the real kernel: flow → slot by the kernel's jhash, slot → backend by the table
 /// every node computes identically.
 @Suite(
     "End to end: Maglev backend selection",
     .serialized,
-    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)"),
+    .exclusive
 )
 struct MaglevTrafficTests {
     static func builder(backends n: Int) -> Topology.Builder {

@@ -4,6 +4,7 @@ import Netfilter
 import SwitchboardCore
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 // The planner's property, against a real kernel: for random pairs of cluster states a and b, applying
 // `plan(a, b)` to a kernel holding a leaves exactly b.
@@ -31,7 +32,7 @@ private let kernelSeeds: [UInt64] = Array(0..<UInt64(Mutation.allCases.count))
 private let modelSeeds: [UInt64] = Array(0..<64)
 private let fakeSeeds: [UInt64] = Array(0..<32)
 
-@Suite struct PlannerPropertyTests {
+@Suite(.exclusive) struct PlannerPropertyTests {
     /// What the planner emits between two compiled clusters, checked without a kernel.
     @Suite struct Plans {
         @Test("a plan touches only what differs, and a second plan is empty", arguments: modelSeeds)

@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// kube-proxy's traffic semantics with real packets across three nodes, each running `switchboard
 /// apply` with its own `--hostname-override`: n1 runs pod b1, n2 runs pod b2, n3 runs none; clients c1,
@@ -10,7 +11,8 @@ import Testing
 @Suite(
     "End to end: traffic policies, terminating endpoints, topology, affinity, source ranges, masquerade",
     .serialized,
-    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)"),
+    .exclusive
 )
 struct PolicyTrafficTests {
     static let threeNodes = Topology.Builder()

@@ -3,13 +3,15 @@ import NFTModel
 import Netfilter
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// `switchboard apply` in a node namespace, and real TCP/UDP packets from client namespaces through
 /// the node to backend (pod) namespaces. Each test builds its own topology and tears it down.
 @Suite(
     "End to end: Services carry real traffic",
     .serialized,
-    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)"),
+    .exclusive
 )
 struct ServiceTrafficTests {
     static let twoBackends = Topology.Builder()

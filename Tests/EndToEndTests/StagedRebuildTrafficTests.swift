@@ -4,13 +4,15 @@ import Netfilter
 import SwitchboardCore
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// The hourly rebuild of a large intact table (`Ruleset.stagedRebuild`) with real connections flowing
 /// through a ClusterIP the whole time: none may fail, and every reply comes from one of the Service's pods.
 @Suite(
     "End to end: staged rebuild under traffic",
     .serialized,
-    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)")
+    .enabled(if: SB.available, "needs root, `ip netns` and the switchboard binary (reason printed as SKIP)"),
+    .exclusive
 )
 struct StagedRebuildTrafficTests {
     @Test("connections through a ClusterIP never fail while the table is rebuilt out of place, twice")

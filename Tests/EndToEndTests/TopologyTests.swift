@@ -1,9 +1,10 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// The process helpers; no privileges needed.
-@Suite("Shell")
+@Suite("Shell", .exclusive)
 struct ShellTests {
     @Test func capturesOutputAndExitCode() async throws {
         let result = try await Shell.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
@@ -46,7 +47,8 @@ struct ShellTests {
 /// result built on `Topology` means anything.
 @Suite(
     "Topology: network namespaces with real traffic",
-    .enabled(if: Skip.privilegedTestsAvailable, "needs root and `ip netns` (reason printed as SKIP)")
+    .enabled(if: Skip.privilegedTestsAvailable, "needs root and `ip netns` (reason printed as SKIP)"),
+    .exclusive
 )
 struct TopologyTests {
     static let oneNode = Topology.Builder()

@@ -4,10 +4,11 @@ import SwitchboardTesting
 import Testing
 
 @testable import KubeAPI
+import SwitchboardTestTraits
 
 /// Hostile input never crashes (issue 11): what the API server and the kubeconfig send, mutated. See
 /// `SwitchboardCoreTests/FuzzTests.swift` for the other decoders and README.md ("Fuzzing") for the long run.
-@Suite(.serialized) struct FuzzTests {
+@Suite(.serialized, .exclusive) struct FuzzTests {
     @Test("hostile input never crashes the decoder", arguments: Self.targets)
     func neverCrashes(_ target: FuzzTarget) {
         let report = Fuzzer.run(target)

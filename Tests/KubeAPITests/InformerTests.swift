@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import KubeAPI
+import SwitchboardTestTraits
 
 /// A `ListWatcher` that answers from a script, in order, and records what it was asked. When the script runs
 /// out, requests hang until cancelled, like a quiet server.
@@ -54,7 +55,7 @@ final class FakeListWatcher: ListWatcher {
     }
 }
 
-@Suite struct InformerTests {
+@Suite(.exclusive) struct InformerTests {
     static let resource = KubeResource.services.inNamespace("ns")
     static let fast = InformerOptions(backoff: Backoff(initial: .milliseconds(1), maximum: .milliseconds(5)))
 

@@ -3,8 +3,9 @@ import SwitchboardCore
 import Testing
 
 @testable import KubeAPI
+import SwitchboardTestTraits
 
-@Suite struct KubeConfigTests {
+@Suite(.exclusive) struct KubeConfigTests {
     static let caPEM = "-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n"
 
     static func kubeconfig(cluster: String, user: String, currentContext: String? = "ctx") -> String {

@@ -4,6 +4,7 @@ import SwitchboardTesting
 import Testing
 
 @testable import KubeAPI
+import SwitchboardTestTraits
 
 /// Against a real kube-apiserver v1.20.2 with RBAC (see `ControlPlane`). The client authenticates as
 /// `system:kube-proxy` (the node's `node.kubeconfig`); objects are made with kubectl as cluster-admin.
@@ -13,7 +14,7 @@ import Testing
     .serialized,
     .enabled("needs the test control plane (up.sh, etcd, kubectl); see the SKIP line") {
         await ControlPlane.isAvailable()
-    })
+    }, .exclusive)
 struct LiveAPITests {
     let plane: ControlPlane.Running
 

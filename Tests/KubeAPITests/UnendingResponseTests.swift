@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import KubeAPI
+import SwitchboardTestTraits
 
 #if canImport(Glibc)
     import Glibc
@@ -103,7 +104,7 @@ final class UnendingServer: Sendable {
 
 /// Responses that never end, from a scripted server: each is cut off by a bound (bytes or time) instead of
 /// growing memory or waiting forever.
-@Suite struct UnendingResponseTests {
+@Suite(.exclusive) struct UnendingResponseTests {
     static func client(port: Int, _ options: KubeClient.Options, _ body: (KubeClient) async throws -> Void)
         async throws
     {

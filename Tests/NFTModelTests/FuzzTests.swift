@@ -2,11 +2,12 @@ import Foundation
 import NFTModel
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// Hostile input never crashes (issue 11): the kernel's JSON listing, mutated. A listing is read back on
 /// every sync, so what it decodes to is also planned against and rendered, as the agent does. See
 /// README.md ("Fuzzing") for the long run.
-@Suite(.serialized) struct FuzzTests {
+@Suite(.serialized, .exclusive) struct FuzzTests {
     @Test("hostile input never crashes the decoder", arguments: Self.targets)
     func neverCrashes(_ target: FuzzTarget) {
         let report = Fuzzer.run(target)

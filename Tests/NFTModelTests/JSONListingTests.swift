@@ -1,6 +1,7 @@
 import Foundation
 import NFTModel
 import Testing
+import SwitchboardTestTraits
 
 // Fixtures (Tests/NFTModelTests/Fixtures), captured from the kernel in a scratch network namespace:
 // - listing-forms.nft: every statement and element form the parser knows (ip, ip6, inet) plus tables of
@@ -10,7 +11,7 @@ import Testing
 //   (regenerate as root with `SWITCHBOARD_UPDATE_FIXTURES=1 swift test --filter JSONListingTests`).
 // The tests marked "needs root" repeat both checks live against this machine's kernel.
 
-@Suite struct JSONListingTests {
+@Suite(.exclusive) struct JSONListingTests {
     // MARK: - The kernel's JSON against its own text
 
     @Test func fixtureJSONMatchesTextListing() throws {

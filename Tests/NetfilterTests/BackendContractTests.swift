@@ -2,10 +2,11 @@ import NFTModel
 import Netfilter
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// One contract, two implementations: every test runs against `FakeNFTables` and against the kernel
 /// (libnftables in a scratch network namespace). If they disagree, the fake is wrong.
-@Suite struct BackendContractTests {
+@Suite(.exclusive) struct BackendContractTests {
     private let ids: Set<TableID> = [Fixture.table]
 
     @Test(arguments: BackendKind.allCases)

@@ -3,6 +3,7 @@ import Netfilter
 import SwitchboardCore
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// `Conntrack` against the kernel: real UDP flows make entries in a scratch namespace, one
 /// filter deletes some, and `conntrack -L` inside the namespace shows exactly which went.
@@ -10,7 +11,8 @@ import Testing
     "Conntrack deletes exactly the matching entries",
     .serialized,
     .enabled(if: ScratchNamespace.isAvailable && Shell.which("conntrack") != nil && Skip.privilegedTestsAvailable,
-             "needs root, `ip netns`, python3 and the conntrack tool")
+             "needs root, `ip netns`, python3 and the conntrack tool"),
+    .exclusive
 )
 struct ConntrackTests {
     /// One flow per client source port, all inside one namespace over `lo`: output-hook DNAT gives each

@@ -2,10 +2,11 @@ import NFTModel
 import Netfilter
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// The kernel's answer to each kind of command the planner emits, in the situations that matter, pinned
 /// for both backends: the fake must say what the kernel says.
-@Suite struct KernelSemanticsTests {
+@Suite(.exclusive) struct KernelSemanticsTests {
     static let t = TableID(.ip, "sem")
 
     /// Chain `a` jumps to `b` and uses set `s`; map `m` sends one element to `b` and one to `c`; `h` is a

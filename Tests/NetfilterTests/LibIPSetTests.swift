@@ -3,11 +3,12 @@ import SwitchboardTesting
 import Testing
 
 @testable import Netfilter
+import SwitchboardTestTraits
 
 /// libipset in a scratch namespace: commands, listings, and libipset's error text in `NetfilterError`.
 @Suite(
     "LibIPSet / KernelIPSets in a scratch namespace", .serialized,
-    .enabled(if: ScratchNamespace.isAvailable, "needs root and `ip netns` (reason printed as SKIP)"))
+    .enabled(if: ScratchNamespace.isAvailable, "needs root and `ip netns` (reason printed as SKIP)"), .exclusive)
 struct LibIPSetTests {
     @Test("A plan is applied; headers and members read back; the host's sets are not touched")
     func appliesAndReads() async throws {

@@ -3,10 +3,11 @@ import NFTModel
 import Netfilter
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// libnftables in-process: errors, namespaces, threads. Every test that changes a ruleset does it in a
 /// scratch namespace; the host's ruleset is only ever read.
-@Suite struct LibNFTablesTests {
+@Suite(.exclusive) struct LibNFTablesTests {
     @Test func runsScriptsAndListsJSON() async throws {
         try skipUnlessScratchNamespaces()
         try await ScratchNamespace.with(purpose: "lib") { ns in

@@ -7,12 +7,13 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import SwitchboardTestTraits
 #endif
 
 /// `NetlinkSetElements` against the kernel: the same elements written through libnftables in one scratch
 /// namespace and through netlink in another must list identically; a batch with one bad element changes
 /// nothing.
-@Suite struct NetlinkSetElementsTests {
+@Suite(.exclusive) struct NetlinkSetElementsTests {
     static let node = NodeContext(nodeName: "node-a")
     static let v4 = node.tableID(.v4)
     static let v6 = node.tableID(.v6)

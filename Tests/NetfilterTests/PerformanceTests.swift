@@ -3,13 +3,14 @@ import NFTModel
 import Netfilter
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// Timings, printed rather than asserted: a map of 100k elements through one batch, and read back.
 ///
 /// `SWITCHBOARD_LARGE_LISTING=<elements>` (e.g. 2500000) also lists a map big enough for a 100+ MB JSON
 /// listing, to exercise libnftables' output buffer at that size (slow: tens of seconds, ~250 MB of
 /// kernel memory).
-@Suite(.serialized) struct PerformanceTests {
+@Suite(.serialized, .exclusive) struct PerformanceTests {
     static func maglevTable(elements: Int, backends: Int = 16) -> Ruleset {
         var table = Table(id: Fixture.table)
         for b in 0..<backends {

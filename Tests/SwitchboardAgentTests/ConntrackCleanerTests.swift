@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 /// Records what it is asked to delete; "deletes" one entry per filter, or fails when told to.
 final class FakeConntrack: ConntrackBackend {
@@ -22,7 +23,7 @@ final class FakeConntrack: ConntrackBackend {
     }
 }
 
-@Suite struct ConntrackCleanerTests {
+@Suite(.exclusive) struct ConntrackCleanerTests {
     static func dns(_ addresses: [String]) -> [KubeObject] {
         [.service(Service(ref: ObjectRef(namespace: "default", name: "dns"), clusterIPs: [IPAddress("10.96.0.30")!],
                           ports: [ServicePort(name: "dns", protocol: .udp, port: 53)])),

@@ -5,8 +5,9 @@ import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
-@Suite struct ControllerTests {
+@Suite(.exclusive) struct ControllerTests {
     @Test func nothingIsAppliedBeforeEveryKindIsListedThenOneFullSync() async throws {
         let h = ControllerHarness()
         try await h.run {

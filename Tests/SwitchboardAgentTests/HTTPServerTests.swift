@@ -7,6 +7,7 @@ import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -46,7 +47,7 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
     }
 }
 
-@Suite struct HTTPServerTests {
+@Suite(.exclusive) struct HTTPServerTests {
     @Test func healthzAnswers200WithJSONWhileHealthyAnd503WhenAChangeIsLate() async throws {
         let wall = TestWallClock()
         let health = HealthState(healthzTimeout: .seconds(60), now: { wall.now })
@@ -214,7 +215,7 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
     }
 }
 
-@Suite struct AgentTests {
+@Suite(.exclusive) struct AgentTests {
     @Test func theAgentSyncsServesAndShutsDownGracefully() async throws {
         let source = FakeClusterSource()
         let fake = FakeNFTables()

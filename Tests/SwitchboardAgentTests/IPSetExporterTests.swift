@@ -5,6 +5,7 @@ import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 private func state(_ clusterIPs: [String]) -> ClusterState {
     ClusterState(clusterIPs.enumerated().map { index, ip in
@@ -14,7 +15,7 @@ private func state(_ clusterIPs: [String]) -> ClusterState {
     })
 }
 
-@Suite("IPSetExporter: follows syncs, rebuilds changed sets only, never stops on errors")
+@Suite("IPSetExporter: follows syncs, rebuilds changed sets only, never stops on errors", .exclusive)
 struct IPSetExporterTests {
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 

@@ -4,6 +4,7 @@ import SwitchboardCore
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -39,7 +40,7 @@ private struct ClosureService: ServiceLifecycle.Service {
     func run() async throws { try await body() }
 }
 
-@Suite(.serialized) struct ServiceHealthServersTests {
+@Suite(.serialized, .exclusive) struct ServiceHealthServersTests {
     static let web = ObjectRef(namespace: "shop", name: "web")
 
     @Test("kube-proxy's body, headers and status codes, from a server on loopback; closed when the Service goes")

@@ -3,13 +3,14 @@ import NFTModel
 import SwitchboardCore
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// Hostile input never crashes (issue 11): every decoder of outside text here, run on mutated seeds.
 ///
 /// Each target runs its seed corpus (`Fixtures/fuzz/<target>/`) and then a fixed number of mutated
 /// inputs, a fraction of a second each; a failure prints the seed, iteration and input. The long run
 /// and the environment that steers it are in README.md ("Fuzzing").
-@Suite(.serialized) struct FuzzTests {
+@Suite(.serialized, .exclusive) struct FuzzTests {
     @Test("hostile input never crashes the decoder", arguments: Self.targets)
     func neverCrashes(_ target: FuzzTarget) {
         let report = Fuzzer.run(target)

@@ -1,5 +1,6 @@
 import SwitchboardCore
 import Testing
+import SwitchboardTestTraits
 
 /// Backend identities as the compiler writes them: sequential pod IPs, the common and least random-looking case.
 private func ipv4Backends(_ n: Int) -> [String] {
@@ -44,7 +45,7 @@ private struct Removal {
     }
 }
 
-@Suite("Maglev tables")
+@Suite("Maglev tables", .exclusive)
 struct MaglevTests {
     // MARK: Golden tables: kernel state shared across nodes and releases.
 
