@@ -228,10 +228,13 @@ public struct Endpoint: Hashable, Sendable {
     public var zone: String?
     /// `hints.forZones[].name`; nil when the endpoint carries no hints.
     public var zoneHints: [String]?
+    /// `hints.forNodes[].name` (`trafficDistribution: PreferSameNode`, discovery.k8s.io/v1 only); nil when
+    /// the endpoint carries no node hints.
+    public var nodeHints: [String]?
 
     public init(
         addresses: [IPAddress], ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil,
-        nodeName: String? = nil, zone: String? = nil, zoneHints: [String]? = nil
+        nodeName: String? = nil, zone: String? = nil, zoneHints: [String]? = nil, nodeHints: [String]? = nil
     ) {
         self.addresses = addresses
         self.ready = ready
@@ -240,6 +243,7 @@ public struct Endpoint: Hashable, Sendable {
         self.nodeName = nodeName
         self.zone = zone
         self.zoneHints = zoneHints
+        self.nodeHints = nodeHints
     }
 
     /// nil `ready` means ready (API semantics).

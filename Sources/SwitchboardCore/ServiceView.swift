@@ -110,7 +110,10 @@ public struct EndpointClasses: Hashable, Sendable {
     public enum ClusterChoice: Hashable, Sendable {
         /// Every ready endpoint.
         case ready
-        /// The ready endpoints hinted for this zone (topology hints apply: see `topologyZone`).
+        /// The ready endpoints hinted for this node (`trafficDistribution: PreferSameNode`; see `Topology`).
+        case readyOnNode(String)
+        /// The ready endpoints hinted for this node's zone (`PreferSameZone`, `PreferClose`, topology-aware
+        /// routing; see `Topology`).
         case readyInZone(String)
         /// No endpoint is ready: the serving terminating ones (KEP-1669); possibly none.
         case servingTerminating
@@ -150,10 +153,14 @@ public struct EndpointClasses: Hashable, Sendable {
         let isLocal = { (e: Endpoint) in nodeName != nil && e.nodeName == nodeName }
 
         let ready = backends { $0.isReady }
-        if let zone = Self.topologyZone(resolved.map(\.endpoint), zone: zone) {
+        switch Topology(resolved.map(\.endpoint), nodeName: nodeName, zone: zone) {
+        case .sameNode(let node):
+            cluster = backends { $0.isReady && $0.nodeHints?.contains(node) == true }
+            clusterChoice = .readyOnNode(node)
+        case .sameZone(let zone):
             cluster = backends { $0.isReady && $0.zoneHints?.contains(zone) == true }
             clusterChoice = .readyInZone(zone)
-        } else {
+        case .none:
             cluster = ready
             clusterChoice = .ready
         }
@@ -171,17 +178,45 @@ public struct EndpointClasses: Hashable, Sendable {
         usable = Set(ready.isEmpty ? backends(servingTerminating) : ready)
         hasAny = resolved.contains { $0.endpoint.isReady || servingTerminating($0.endpoint) }
     }
+}
 
-    /// The zone to narrow to when topology hints apply (kube-proxy's rule): this node has a zone, every
-    /// ready endpoint carries hints, and at least one hints for this zone. Otherwise nil: all endpoints.
-    static func topologyZone(_ endpoints: [Endpoint], zone: String?) -> String? {
-        guard let zone, !zone.isEmpty else { return nil }
-        var matches = false
+/// Which hints narrow a port's endpoints for traffic that may go anywhere (kube-proxy's
+/// `topologyModeFromHints`, 1.34). Only ready endpoints are looked at:
+/// - **same node** when every ready endpoint carries node hints (`hints.forNodes`, written for
+///   `trafficDistribution: PreferSameNode`) and at least one names this node;
+/// - otherwise **same zone** when every ready endpoint carries zone hints (`hints.forZones`) and at least one
+///   names the zone of this node's Node (`topology.kubernetes.io/zone`);
+/// - otherwise none: every ready endpoint. There is no fallback after the choice: a mode is chosen only
+///   when it leaves at least one ready endpoint.
+enum Topology: Hashable {
+    case sameNode(String)
+    case sameZone(String)
+    case none
+
+    init(_ endpoints: [Endpoint], nodeName: String?, zone: String?) {
+        var anyReady = false
+        var allNodeHints = true, forThisNode = false
+        var allZoneHints = true, forThisZone = false
         for endpoint in endpoints where endpoint.isReady {
-            guard let hints = endpoint.zoneHints, !hints.isEmpty else { return nil }
-            if hints.contains(zone) { matches = true }
+            anyReady = true
+            if let hints = endpoint.nodeHints, !hints.isEmpty {
+                if let nodeName, hints.contains(nodeName) { forThisNode = true }
+            } else {
+                allNodeHints = false
+            }
+            if let hints = endpoint.zoneHints, !hints.isEmpty {
+                if let zone, !zone.isEmpty, hints.contains(zone) { forThisZone = true }
+            } else {
+                allZoneHints = false
+            }
         }
-        return matches ? zone : nil
+        if anyReady && allNodeHints && forThisNode, let nodeName {
+            self = .sameNode(nodeName)
+        } else if anyReady && allZoneHints && forThisZone, let zone {
+            self = .sameZone(zone)
+        } else {
+            self = .none
+        }
     }
 }
 

@@ -145,7 +145,10 @@ private struct ClosureService: ServiceLifecycle.Service {
             let taken = try await blocker.port()
             servers.update([Self.web: ServiceHealthCheck(port: taken, localEndpoints: 1)], replacingAll: true)
             await #expect(throws: (any Error).self) { try await servers.listeningPorts(Self.web) }
-            #expect(metrics.exposition().contains("\(MetricName.serviceHealthCheckListenErrors) 1"))
+            // The failed bind is reported to `port()` before `run()` returns and counts it.
+            try await eventually("the failure is counted") {
+                metrics.exposition().contains("\(MetricName.serviceHealthCheckListenErrors) 1")
+            }
             // Still running: another Service opens fine.
             let other = ObjectRef(namespace: "shop", name: "other")
             let free = try await freePort()

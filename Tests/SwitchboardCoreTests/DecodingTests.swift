@@ -280,6 +280,26 @@ import Testing
         #expect(slices[1].endpoints == [])
     }
 
+    @Test func v1NodeHints() throws {
+        let result = ManifestDecoder.decode("""
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: s, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            ports: [{port: 80}]
+            endpoints:
+            - addresses: [10.0.0.1]
+              hints: {forNodes: [{name: n1}], forZones: [{name: z1}]}
+            - addresses: [10.0.0.2]
+              hints: {forNodes: [{name: n2}, {name: n3}]}
+            """, source: "s.yaml")
+        #expect(result.diagnostics == [])
+        #expect(result.objects.compactMap(\.asEndpointSlice).first?.endpoints == [
+            Endpoint(addresses: [ip("10.0.0.1")], zoneHints: ["z1"], nodeHints: ["n1"]),
+            Endpoint(addresses: [ip("10.0.0.2")], zoneHints: [], nodeHints: ["n2", "n3"]),
+        ])
+    }
+
     @Test func decodesAParsedValueDirectly() throws {
         let value = try JSONValue(json: Samples.serviceJSON("watched"))
         let result = ManifestDecoder.decode(value, source: "watch")
@@ -847,6 +867,9 @@ extension DecodingTests {
                         field: "endpoints[1].conditions.terminating"),
             BadEndpoint(name: "hint without a name", endpoint: "{addresses: [10.0.0.2], hints: {forZones: [{}]}}",
                         field: "endpoints[1].hints.forZones[0].name"),
+            BadEndpoint(name: "node hint without a name",
+                        endpoint: "{addresses: [10.0.0.2], hints: {forNodes: [{name: n1}, {name: \"\"}]}}",
+                        field: "endpoints[1].hints.forNodes[1].name"),
             BadEndpoint(name: "endpoint not an object", endpoint: "10.0.0.2", field: "endpoints[1]"),
         ]
     }

@@ -11,10 +11,10 @@ import Testing
 
     private func ep(
         _ a: String, node: String = "n1", ready: Bool? = true, serving: Bool? = nil, terminating: Bool? = nil,
-        hints: [String]? = nil
+        hints: [String]? = nil, nodeHints: [String]? = nil
     ) -> Endpoint {
         Endpoint(addresses: [IPAddress(a)!], ready: ready, serving: serving, terminating: terminating, nodeName: node,
-                 zoneHints: hints)
+                 zoneHints: hints, nodeHints: nodeHints)
     }
 
     private func choice(_ endpoints: [Endpoint], zone: String? = nil) -> (cluster: [String], local: [String], any: Bool) {
@@ -55,6 +55,70 @@ import Testing
     func topologyHints(zone: String?, hints: [[String]?], expected: [String]) {
         let endpoints = hints.enumerated().map { i, h in ep("10.0.0.\(i + 1)", node: "n\(i + 2)", hints: h) }
         #expect(choice(endpoints, zone: zone).cluster == expected)
+    }
+
+    /// `trafficDistribution: PreferSameNode` (kube-proxy 1.34's `topologyModeFromHints`): node hints win when
+    /// every ready endpoint has them and one names this node (n1); otherwise zone hints as before.
+    @Test(arguments: [
+        // (node hints per endpoint, zone hints per endpoint, this node's zone, expected cluster endpoints)
+        ([["n1"], ["n2"], ["n1", "n2"]], [["a"], ["b"], ["a"]], "b", ["10.0.0.1", "10.0.0.3"]),
+        // none for this node: zone hints apply
+        ([["n2"], ["n3"], ["n2"]], [["a"], ["b"], ["a"]], "b", ["10.0.0.2"]),
+        // one ready endpoint without node hints: zone hints apply
+        ([["n1"], nil, ["n1"]], [["a"], ["b"], ["a"]], "b", ["10.0.0.2"]),
+        // an empty node-hint list counts as none
+        ([["n1"], [], ["n1"]], [["a"], ["a"], ["a"]], "a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        // node hints alone, none for this node, no zone hints: every ready endpoint
+        ([["n2"], ["n2"], ["n3"]], [nil, nil, nil], "a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        // node hints alone, this node without a zone: still narrowed to this node
+        ([["n2"], ["n1"], ["n3"]], [nil, nil, nil], nil, ["10.0.0.2"]),
+    ] as [([[String]?], [[String]?], String?, [String])])
+    func nodeHints(nodeHints: [[String]?], zoneHints: [[String]?], zone: String?, expected: [String]) {
+        let endpoints = nodeHints.indices.map { i in
+            ep("10.0.0.\(i + 1)", node: "n\(i + 2)", hints: zoneHints[i], nodeHints: nodeHints[i])
+        }
+        #expect(choice(endpoints, zone: zone).cluster == expected)
+    }
+
+    @Test func notReadyEndpointsDoNotBreakNodeHints() {
+        let c = choice([ep("10.0.0.1", nodeHints: ["n1"]), ep("10.0.0.2", ready: false), ep("10.0.0.3", nodeHints: ["n9"])])
+        #expect(c.cluster == ["10.0.0.1"])
+        let classes = EndpointClasses(
+            ServicePort(port: 80).resolve([EndpointSlice(
+                ref: ObjectRef(namespace: "d", name: "s-1"), serviceName: "s", ports: [EndpointPort(port: 80)],
+                endpoints: [ep("10.0.0.1", nodeHints: ["n1"]), ep("10.0.0.3", nodeHints: ["n9"])])]),
+            nodeName: "n1", zone: nil)
+        #expect(classes.clusterChoice == .readyOnNode("n1"))
+    }
+
+    /// From files, as `switchboard render` reads them (the shared v1.20 API server cannot serve `forNodes`):
+    /// a `PreferSameNode` Service's Maglev table on node n1 holds only the endpoint hinted for n1, and on a
+    /// node no endpoint is hinted for, all of them.
+    @Test func preferSameNodeFromManifests() throws {
+        let text = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web, namespace: d}
+            spec: {clusterIP: 10.96.0.20, trafficDistribution: PreferSameNode, ports: [{port: 80}]}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: web-1, namespace: d, labels: {kubernetes.io/service-name: web}}
+            addressType: IPv4
+            ports: [{port: 80}]
+            endpoints:
+            - {addresses: [10.244.1.5], nodeName: n1, hints: {forNodes: [{name: n1}], forZones: [{name: a}]}}
+            - {addresses: [10.244.2.5], nodeName: n2, hints: {forNodes: [{name: n2}], forZones: [{name: a}]}}
+            """
+        let decoded = ManifestDecoder.decode(text, source: "web.yaml")
+        #expect(decoded.diagnostics == [])
+        func targets(on node: String) -> Set<String> {
+            let table = compile(ClusterState(decoded.objects), for: NodeContext(nodeName: node)).ruleset[v4]!
+            return Set(table.sets["backends"]!.elements.filter { $0.key.hasPrefix("10.96.0.20 . tcp . 80 . ") }.values)
+        }
+        #expect(targets(on: "n1") == ["10.244.1.5 . 80"])
+        #expect(targets(on: "n2") == ["10.244.2.5 . 80"])
+        #expect(targets(on: "n3") == ["10.244.1.5 . 80", "10.244.2.5 . 80"])
     }
 
     @Test func notReadyEndpointsDoNotBreakTopology() {

@@ -98,17 +98,22 @@ extension ManifestDecoder {
         }
 
         var zoneHints: [String]?
+        var nodeHints: [String]?
         let hints = try item.child("hints")
         if !hints.isAbsent {
-            var names: [String] = []
-            for hint in try hints.child("forZones").items() {
-                let nameField = try hint.child("name")
-                guard let name = try nameField.nonEmptyString() else { throw nameField.fail("missing zone name") }
-                names.append(name)
+            func names(_ field: String, _ what: String) throws(FieldError) -> [String] {
+                var names: [String] = []
+                for hint in try hints.child(field).items() {
+                    let nameField = try hint.child("name")
+                    guard let name = try nameField.nonEmptyString() else { throw nameField.fail("missing \(what) name") }
+                    names.append(name)
+                }
+                return names
             }
-            zoneHints = names
+            zoneHints = try names("forZones", "zone")
+            if !(try hints.child("forNodes")).isAbsent { nodeHints = try names("forNodes", "node") }
         }
         return Endpoint(addresses: addresses, ready: ready, serving: serving, terminating: terminating,
-                        nodeName: nodeName, zone: zone, zoneHints: zoneHints)
+                        nodeName: nodeName, zone: zone, zoneHints: zoneHints, nodeHints: nodeHints)
     }
 }
