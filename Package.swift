@@ -65,8 +65,8 @@ let package = Package(
         .target(
             name: "Netfilter",
             dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
-        // Shipped test support: network-namespace topologies with real traffic.
-        .target(name: "SwitchboardTesting", dependencies: ["NFTModel"]),
+        // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
+        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
         // the bench links and which imports no test framework.
         .target(name: "SwitchboardTestTraits"),

@@ -5,10 +5,13 @@
 /// reads, so one file can be shared with it.
 ///
 /// Fields that Switchboard applies become `settings`. As in Go, a field at its zero value (`""`, `0`,
-/// `false`, `0s`, empty list or map, `null`) is the same as an absent one and leaves the default. A
-/// kube-proxy field that does not apply to Switchboard (`ipvs.*`, `conntrack.*`, `oomScoreAdj`, ...)
-/// set to anything else, every unknown field, and non-empty `featureGates` give one warning each,
-/// naming the field; none of them is fatal. A wrong `apiVersion` or `kind`, a value of the wrong type,
+/// `false`, `0s`, empty list or map, `null`) is the same as an absent one and leaves the default, except
+/// where kube-proxy's type is a pointer: `conntrack.maxPerCore`, `conntrack.min`,
+/// `conntrack.tcpEstablishedTimeout`, `conntrack.tcpCloseWaitTimeout` and `oomScoreAdj` set to 0 are
+/// values (0 per core and 0s timeouts leave the kernel's settings alone, as in kube-proxy). A kube-proxy
+/// field that does not apply to Switchboard (`ipvs.*`, `bindAddress`, ...) set to anything else, every
+/// unknown field, and non-empty `featureGates` give one warning each, naming the field; none of them is
+/// fatal. A wrong `apiVersion` or `kind`, a value of the wrong type,
 /// an unparsable duration or CIDR, or an unparsable file is an error.
 public struct ProxyConfigFile: Hashable, Sendable {
     public static let apiVersion = "kubeproxy.config.k8s.io/v1alpha1"
@@ -77,12 +80,12 @@ private struct Reader {
 
     /// kube-proxy fields Switchboard has no use for (v1alpha1), by path; a whole object counts for its fields.
     static let notApplicable: Set<String> = [
-        "bindAddress", "bindAddressHardFail", "enableProfiling", "showHiddenMetricsForVersion", "oomScoreAdj",
+        "bindAddress", "bindAddressHardFail", "enableProfiling", "showHiddenMetricsForVersion",
         "configSyncPeriod", "portRange", "udpIdleTimeout", "windowsRunAsService", "resourceContainer",
         "clientConnection.acceptContentTypes", "clientConnection.contentType", "clientConnection.qps",
         "clientConnection.burst", "logging.format", "logging.flushFrequency", "logging.vmodule", "logging.options",
         "iptables.masqueradeBit", "iptables.localhostNodePorts", "iptables.snatNodeInternalIP",
-        "nftables.masqueradeBit", "ipvs", "conntrack", "winkernel",
+        "nftables.masqueradeBit", "ipvs", "winkernel",
     ]
 
     mutating func kubeProxy(_ value: JSONValue, into s: inout ProxySettings) throws(FieldError) {
@@ -124,6 +127,16 @@ private struct Reader {
         if let b = try field("detectLocal.bridgeInterface").nonEmptyString() { s.podBridgeInterface = b }
         if let p = try field("detectLocal.interfaceNamePrefix").nonEmptyString() { s.podInterfaceNamePrefix = p }
         if let v = try field("logging.verbosity").int(), v != 0 { s.verbosity = v }
+        // Pointers in kube-proxy's types (`*int32`, `*metav1.Duration`): an explicit 0 is a value.
+        s.conntrack.maxPerCore = try field("conntrack.maxPerCore").int()
+        s.conntrack.min = try field("conntrack.min").int()
+        s.conntrack.tcpEstablishedTimeout = try Self.duration(field("conntrack.tcpEstablishedTimeout"), zero: true)
+        s.conntrack.tcpCloseWaitTimeout = try Self.duration(field("conntrack.tcpCloseWaitTimeout"), zero: true)
+        s.oomScoreAdj = try field("oomScoreAdj").int()
+        // Plain values: false and 0s are kube-proxy's defaults (leave the kernel's settings alone).
+        if try field("conntrack.tcpBeLiberal").bool() == true { s.conntrack.tcpBeLiberal = true }
+        s.conntrack.udpTimeout = try Self.duration(field("conntrack.udpTimeout"))
+        s.conntrack.udpStreamTimeout = try Self.duration(field("conntrack.udpStreamTimeout"))
         let gates = try field("featureGates")
         switch gates.value {
         case .null: break
@@ -182,10 +195,11 @@ private struct Reader {
         }
     }
 
-    static func duration(_ f: Field) throws(FieldError) -> Duration? {
+    /// A duration; `0s` is unset unless `zero` (a pointer field in kube-proxy's types, where it is a value).
+    static func duration(_ f: Field, zero: Bool = false) throws(FieldError) -> Duration? {
         guard let text = try f.nonEmptyString() else { return nil }
         guard let d = GoDuration.parse(text) else { throw f.fail("invalid duration \(Field.quote(text))") }
-        return d == .zero ? nil : d
+        return d == .zero && !zero ? nil : d
     }
 
     static func cidrs(_ result: Result<[CIDR], CIDRParseError>, _ f: Field) throws(FieldError) -> [CIDR] {

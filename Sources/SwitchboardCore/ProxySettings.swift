@@ -33,13 +33,18 @@ public struct ProxySettings: Hashable, Sendable {
     public var verbosity: Int?
     /// Switchboard's own `--ipset-export` / `SwitchboardConfiguration.ipsetExport`.
     public var ipsetExport: Bool?
+    /// `--conntrack-*` / `conntrack.*`, written by `run` at start (`NodeTuning`).
+    public var conntrack: ConntrackSettings
+    /// `--oom-score-adj` / `oomScoreAdj` (-1000...1000, default -999), written by `run` at start.
+    public var oomScoreAdj: Int?
 
     public init(
         hostnameOverride: String? = nil, clusterCIDRs: [CIDR]? = nil, nodePortAddresses: [CIDR]? = nil,
         masqueradeAll: Bool? = nil, mode: String? = nil, syncPeriod: Duration? = nil, minSyncPeriod: Duration? = nil,
         healthzBindAddress: String? = nil, metricsBindAddress: String? = nil, kubeconfig: String? = nil,
         detectLocalMode: DetectLocalMode? = nil, podBridgeInterface: String? = nil,
-        podInterfaceNamePrefix: String? = nil, verbosity: Int? = nil, ipsetExport: Bool? = nil
+        podInterfaceNamePrefix: String? = nil, verbosity: Int? = nil, ipsetExport: Bool? = nil,
+        conntrack: ConntrackSettings = ConntrackSettings(), oomScoreAdj: Int? = nil
     ) {
         self.hostnameOverride = hostnameOverride
         self.clusterCIDRs = clusterCIDRs
@@ -56,6 +61,8 @@ public struct ProxySettings: Hashable, Sendable {
         self.podInterfaceNamePrefix = podInterfaceNamePrefix
         self.verbosity = verbosity
         self.ipsetExport = ipsetExport
+        self.conntrack = conntrack
+        self.oomScoreAdj = oomScoreAdj
     }
 
     /// These settings on top of `base`: every value set here wins, the rest comes from `base`.
@@ -75,7 +82,17 @@ public struct ProxySettings: Hashable, Sendable {
             podBridgeInterface: podBridgeInterface ?? base.podBridgeInterface,
             podInterfaceNamePrefix: podInterfaceNamePrefix ?? base.podInterfaceNamePrefix,
             verbosity: verbosity ?? base.verbosity,
-            ipsetExport: ipsetExport ?? base.ipsetExport)
+            ipsetExport: ipsetExport ?? base.ipsetExport, conntrack: conntrack.overriding(base.conntrack),
+            oomScoreAdj: oomScoreAdj ?? base.oomScoreAdj)
+    }
+
+    /// kube-proxy's validation of the settings `run` writes into the kernel at start: the conntrack counts
+    /// and timeouts, and `oomScoreAdj` within -1000...1000.
+    public func checkTuning() throws(ProxySettingsError) {
+        try conntrack.check()
+        if let oomScoreAdj, !(-1000...1000).contains(oomScoreAdj) {
+            throw ProxySettingsError("--oom-score-adj (oomScoreAdj): \(oomScoreAdj) is not within -1000...1000")
+        }
     }
 
     /// The node name: `hostnameOverride`, else `hostname`; trimmed and lowercased, as kube-proxy does.

@@ -77,13 +77,14 @@ struct NodeOptions: ParsableArguments {
         return file.settings
     }
 
-    /// Flags over the file, with `extra` (the command's own flags, e.g. `run`'s) on top; mode and
-    /// detect-local settings checked.
+    /// Flags over the file, with `extra` (the command's own flags, e.g. `run`'s) on top; mode, detect-local
+    /// and tuning settings checked.
     func settings(extra: ProxySettings = ProxySettings()) throws -> ProxySettings {
         let settings = extra.overriding(try flagSettings()).overriding(try fileSettings())
         do {
             try settings.checkMode()
             _ = try settings.localDetection()
+            try settings.checkTuning()
         } catch {
             throw CLIError("\(error)")
         }

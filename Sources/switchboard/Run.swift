@@ -15,13 +15,17 @@ struct Run: AsyncParsableCommand {
             Lists and watches Services, EndpointSlices and this node's Node, and applies every change as
             one atomic nftables transaction (no more often than --min-sync-period, and a full sync that
             repairs drift at least every --sync-period). Rules stay in place when the agent stops.
-            Without --kubeconfig the in-cluster service account is used.
+            Without --kubeconfig the in-cluster service account is used. At start it raises the conntrack
+            table's limit, sets its timeouts and lowers its own OOM score, as kube-proxy does; a setting the
+            kernel refuses is logged and skipped.
             """)
 
     @Option(name: .customLong("kubeconfig"), help: "Path to a kubeconfig (default: in-cluster service account).")
     var kubeconfig: String?
 
     @OptionGroup var node: NodeOptions
+
+    @OptionGroup(title: "Kernel settings written at start") var tuning: TuningOptions
 
     @Option(name: .customLong("min-sync-period"), help: "Minimum interval between syncs (Go duration, default 1s).")
     var minSyncPeriod: String?
@@ -70,11 +74,12 @@ struct Run: AsyncParsableCommand {
             guard let d = GoDuration.parse(text) else { throw ValidationError("\(flag): invalid duration \"\(text)\"") }
             return d
         }
+        let tuned = try tuning.flagSettings()
         return ProxySettings(
             mode: proxyMode, syncPeriod: try duration(syncPeriod, "--sync-period"),
             minSyncPeriod: try duration(minSyncPeriod, "--min-sync-period"), healthzBindAddress: healthzBindAddress,
             metricsBindAddress: metricsBindAddress, kubeconfig: kubeconfig, verbosity: verbosity,
-            ipsetExport: ipsetExport ? true : nil)
+            ipsetExport: ipsetExport ? true : nil, conntrack: tuned.conntrack, oomScoreAdj: tuned.oomScoreAdj)
     }
 
     /// `--full-rebuild-period`, default 1h. Not a kube-proxy setting, so not read from its config file.
@@ -135,6 +140,13 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "switchboard")
+        // Before anything else, as kube-proxy does: conntrack sysctls and the OOM score. A setting the kernel
+        // refuses is logged and skipped; the node still needs its Services.
+        NodeTuner.apply(NodeTuning(settings, initOnly: tuning.initOnly), backend: KernelTunables(), logger: logger)
+        if tuning.initOnly {
+            logger.notice("--init-only: kernel settings done; exiting")
+            return
+        }
         let client: KubeClient
         let source: KubeClusterSource
         let backend: KernelNFTables

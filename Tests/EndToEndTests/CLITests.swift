@@ -136,6 +136,11 @@ struct CLITests {
         ["diff", "-f", "EXAMPLES", "--against", "/nonexistent.json"],
         ["render", "-f", "BADYAML"],
         ["no-such-command"],
+        ["run", "--oom-score-adj", "-1001", "--kubeconfig", "/nonexistent"],
+        ["run", "--oom-score-adj", "1001", "--kubeconfig", "/nonexistent"],
+        ["run", "--conntrack-min", "4294967296", "--kubeconfig", "/nonexistent"],
+        ["run", "--conntrack-tcp-timeout-established", "a day", "--kubeconfig", "/nonexistent"],
+        ["run", "--conntrack-udp-timeout", "30", "--kubeconfig", "/nonexistent"],
     ])
     func badInput(args: [String]) async throws {
         let bad = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-bad-\(UUID().uuidString).yaml")
@@ -200,6 +205,8 @@ struct CLITests {
             ("kind.yaml", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", [String]()),
             ("mode.yaml", header + "mode: ipvs\n", []),
             ("local.yaml", header + "detectLocalMode: BridgeInterface\n", []),
+            ("oom.yaml", header + "oomScoreAdj: 5000\n", []),
+            ("conntrack.yaml", header + "conntrack:\n  maxPerCore: -1\n", []),
             ("ok.yaml", header, ["--detect-local-mode", "InterfaceNamePrefix"]),
         ] {
             let bad = try await sb(["render", "-f", Self.examples, "--config", try file(name, text)] + extra)

@@ -68,10 +68,10 @@ import Testing
             mode: ""
             iptables: {masqueradeAll: false, masqueradeBit: null, minSyncPeriod: 0s, syncPeriod: 0s}
             ipvs: {excludeCIDRs: null, scheduler: "", strictARP: false, syncPeriod: 0s, tcpTimeout: 0s}
-            conntrack: {maxPerCore: 0, min: 0}
+            conntrack: {maxPerCore: null, min: null, tcpBeLiberal: false, udpTimeout: 0s, udpStreamTimeout: 0s}
             winkernel: {enableDSR: false, networkName: ""}
             featureGates: {}
-            oomScoreAdj: 0
+            oomScoreAdj: null
             logging: {flushFrequency: 0, options: {json: {infoBufferSize: "0"}}, verbosity: 0}
 
             """)
@@ -92,6 +92,7 @@ import Testing
             conntrack:
               maxPerCore: 32768
               tcpEstablishedTimeout: 24h0m0s
+              max: 5
             clientConnection:
               qps: 5
               kubeconfig: /k
@@ -107,20 +108,58 @@ import Testing
             """)
         #expect(file.settings.clusterCIDRs == [CIDR("10.244.0.0/16")!])
         #expect(file.settings.kubeconfig == "/k")
+        // conntrack.* and oomScoreAdj apply (`run` writes them at start); `conntrack.max` left kube-proxy long ago.
+        #expect(file.settings.conntrack == ConntrackSettings(maxPerCore: 32768, tcpEstablishedTimeout: .seconds(86400)))
+        #expect(file.settings.oomScoreAdj == -999)
         #expect(
             file.warnings == [
                 "featureGates (EndpointSliceProxying, TopologyAwareHints): Switchboard has no feature gates; ignored",
                 "bindAddress: not used by Switchboard; ignored",
                 "clientConnection.qps: not used by Switchboard; ignored",
-                "conntrack.maxPerCore: not used by Switchboard; ignored",
-                "conntrack.tcpEstablishedTimeout: not used by Switchboard; ignored",
+                "conntrack.max: unknown field; ignored",
                 "iptables.masqueradeBit: not used by Switchboard; ignored",
                 "ipvs.scheduler: not used by Switchboard; ignored",
                 "ipvs.strictARP: not used by Switchboard; ignored",
                 "nftables.bogus: unknown field; ignored",
                 "noSuchField: unknown field; ignored",
-                "oomScoreAdj: not used by Switchboard; ignored",
             ])
+    }
+
+    @Test("conntrack and oomScoreAdj: every field read; 0 in kube-proxy's pointer fields is a value, not unset")
+    func tuningFields() throws {
+        let file = try Self.parse(
+            """
+            oomScoreAdj: 500
+            conntrack:
+              maxPerCore: 65536
+              min: 262144
+              tcpEstablishedTimeout: 2h
+              tcpCloseWaitTimeout: 30m
+              tcpBeLiberal: true
+              udpTimeout: 45s
+              udpStreamTimeout: 3m
+
+            """)
+        #expect(file.warnings == [])
+        #expect(file.settings.conntrack == ConntrackSettings(
+            maxPerCore: 65536, min: 262_144, tcpEstablishedTimeout: .seconds(7200), tcpCloseWaitTimeout: .seconds(1800),
+            tcpBeLiberal: true, udpTimeout: .seconds(45), udpStreamTimeout: .seconds(180)))
+        #expect(file.settings.oomScoreAdj == 500)
+        // As kube-proxy's `*int32` and `*metav1.Duration`: an explicit 0 means "leave the kernel's value" (and
+        // OOM score 0), where an absent field takes the default.
+        let zeros = try Self.parse(
+            "oomScoreAdj: 0\nconntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}\n")
+        #expect(zeros.warnings == [])
+        #expect(zeros.settings.conntrack == ConntrackSettings(
+            maxPerCore: 0, min: 0, tcpEstablishedTimeout: .zero, tcpCloseWaitTimeout: .zero))
+        #expect(zeros.settings.oomScoreAdj == 0)
+        #expect(NodeTuning(zeros.settings).plan(cpus: 64, current: [:]).map(\.description) == ["oom_score_adj=0"])
+        // Absent: kube-proxy's defaults.
+        #expect(NodeTuning(try Self.parse("").settings).plan(cpus: 2, current: [:]).map(\.description) == [
+            "net.netfilter.nf_conntrack_max=131072", "nf_conntrack.hashsize=32768",
+            "net.netfilter.nf_conntrack_tcp_timeout_established=86400",
+            "net.netfilter.nf_conntrack_tcp_timeout_close_wait=3600", "oom_score_adj=-999",
+        ])
     }
 
     @Test("JSON, and Switchboard's own settings in a second document or a JSON array")
@@ -152,6 +191,11 @@ import Testing
         (header + "detectLocalMode: PodCIDR\n", "detectLocalMode: unknown mode"),
         (header + "featureGates: [a]\n", "featureGates: expected an object"),
         (header + "clientConnection: /path\n", "clientConnection: expected an object"),
+        (header + "conntrack: 32768\n", "conntrack: expected an object"),
+        (header + "conntrack:\n  maxPerCore: lots\n", "conntrack.maxPerCore: expected an integer"),
+        (header + "conntrack:\n  udpTimeout: soon\n", "conntrack.udpTimeout: invalid duration"),
+        (header + "conntrack:\n  tcpBeLiberal: 1\n", "conntrack.tcpBeLiberal: expected a boolean"),
+        (header + "oomScoreAdj: \"-999\"\n", "oomScoreAdj: expected an integer"),
         (header + "hostnameOverride: [unclosed\n", "syntax error"),
         ("", "no KubeProxyConfiguration"),
         (header + "---\n" + header, "more than one"),
