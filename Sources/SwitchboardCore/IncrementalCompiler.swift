@@ -28,7 +28,8 @@ public struct IncrementalCompiler: Sendable {
     private var holders: [TableID: [ClaimKey: ServiceFragment.Claim]] = [:]
     /// Conflict diagnostics per table and contested entry.
     private var conflicts: [TableID: [ClaimKey: [Diagnostic]]] = [:]
-    /// The Node object the skeleton was built from; nil before the first update.
+    /// The Node object the skeleton was built from (`forRules`: a taint change rebuilds nothing); nil before
+    /// the first update.
     private var nodeObject: Node??
     /// The change being recorded, during `update` only.
     private var change: IncrementalChange?
@@ -65,7 +66,7 @@ public struct IncrementalCompiler: Sendable {
     public mutating func update(_ state: ClusterState, changed: Set<ObjectRef>?) -> IncrementalChange {
         change = IncrementalChange(tables: ruleset.tables.keys)
         defer { change = nil }
-        let nodeObject = state.nodes[node.nodeName]
+        let nodeObject = state.nodes[node.nodeName]?.forRules
         let rebuildAll = self.nodeObject != .some(nodeObject)
         if rebuildAll {
             self.nodeObject = .some(nodeObject)
