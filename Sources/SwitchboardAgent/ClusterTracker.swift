@@ -75,6 +75,8 @@ struct ClusterTracker: Sendable {
         case .endpointSlice(let slice): if state.slices[slice.ref] == slice { return false }
         case .node(let node): if state.nodes[node.name] == node { return false }
         }
+        var nodeBefore: Node?
+        if case .node(let node) = object { nodeBefore = state.nodes[node.name] }
         let touched = state.upsert(object)
         dirty.formUnion(touched)
         if case .endpointSlice(let slice) = object, !touched.isEmpty, let time = triggerTime(slice),
@@ -82,8 +84,9 @@ struct ClusterTracker: Sendable {
         {
             triggerTimes[slice.ref] = min(triggerTimes[slice.ref] ?? time, time)
         }
-        // The node shapes the skeleton (NodePort addresses) even without any Service.
-        if case .node = object { return true }
+        // The node shapes the skeleton (NodePort addresses) even without any Service; its taints and deletion
+        // shape no rule (they decide `/healthz`, which the controller updates apart from syncs).
+        if case .node(let node) = object { return nodeBefore?.forRules != node.forRules }
         return !touched.isEmpty
     }
 
