@@ -216,6 +216,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         }
         let wasInitialized = run.tracker.isInitialized
         let changed = run.tracker.apply(event)
+        recordChanges(&run.tracker)
         if !wasInitialized {
             if run.tracker.isInitialized {
                 logger.info(
@@ -336,6 +337,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                     let deleted = try await AffinityCleanup.run(desired: run.compiler.ruleset, backend: backend)
                     if deleted > 0 { logger.debug("deleted stale session-affinity entries", metadata: ["count": "\(deleted)"]) }
                 } catch {
+                    metrics.countNFTablesCleanupFailure()
                     logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
                 }
             }
@@ -344,6 +346,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
+            recordChanges(&run.tracker)
+            metrics.setNoLocalEndpoints(run.compiler.noLocalEndpoints)
             health.updated()
             if kind == .full && !verified { FreeMemory.returnToSystem() }
             metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
@@ -399,6 +403,14 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     private func tableIntact(_ id: TableID) async -> Bool {
         guard let set = try? await backend.readSet(id, RulesetNames.canary) else { return false }
         return set.elements[RulesetNames.canaryElement] != nil
+    }
+
+    /// kube-proxy's change metrics: events seen since the last call, and what is pending now.
+    private func recordChanges(_ tracker: inout ClusterTracker) {
+        let events = tracker.takeEventCounts()
+        metrics.countChanges(services: events.services, endpointSlices: events.endpointSlices)
+        metrics.setPendingChanges(
+            services: tracker.pendingServices.count, endpointSlices: tracker.pendingEndpointSliceChanges)
     }
 
     /// This node's Node object says it should (no longer) receive load-balancer traffic.

@@ -13,20 +13,30 @@ import ServiceLifecycle
 ///   `"nodeEligible": true|false`.
 ///
 /// `lastUpdated` is `currentTime` whenever the answer is 200 (kube-proxy's compatibility rule), else the
-/// last successful sync. Unlike kube-proxy, which prints Go's `time.Time` text, the times are RFC 3339.
+/// last successful sync. Every answer is counted by path and code (`kubeproxy_proxy_healthz_total`,
+/// `kubeproxy_proxy_livez_total`). Unlike kube-proxy, which prints Go's `time.Time` text, the times are
+/// RFC 3339.
 public final class HealthzServer: ServiceLifecycle.Service {
     private let server: HTTPServer
 
+    /// - Parameter metrics: where answers are counted; nil: not counted.
     public init(
-        bindAddress: BindAddress = .defaultHealthz, health: HealthState, logger: Logger,
+        bindAddress: BindAddress = .defaultHealthz, health: HealthState, metrics: AgentMetrics? = nil, logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         server = HTTPServer(name: "healthz", bindAddress: bindAddress, logger: logger, eventLoopGroup: eventLoopGroup) {
             path in
             switch path {
-            case "/healthz": Self.healthz(health.status)
-            case "/livez": Self.livez(health.status)
-            default: .notFound
+            case "/healthz":
+                let response = Self.healthz(health.status)
+                metrics?.countHealthz(code: response.status.code)
+                return response
+            case "/livez":
+                let response = Self.livez(health.status)
+                metrics?.countLivez(code: response.status.code)
+                return response
+            default:
+                return .notFound
             }
         }
     }

@@ -18,6 +18,9 @@ public struct IncrementalCompiler: Sendable {
     public let node: NodeContext
     /// The desired ruleset for the state of the last update.
     public private(set) var ruleset: Ruleset
+    /// Service ports, per IP family, whose Local traffic policy finds no endpoint on this node, in the state
+    /// of the last update (kept up to date Service by Service, like `ruleset`).
+    public private(set) var noLocalEndpoints = NoLocalEndpointCounts()
 
     /// The inputs each compiled Service was compiled from, and what it compiled to.
     private var inputs: [ObjectRef: ServiceInputs] = [:]
@@ -145,6 +148,8 @@ public struct IncrementalCompiler: Sendable {
             let before = old?.fragments[family]
             let after = output?.fragments[family]
             if before == nil && after == nil { continue }
+            noLocalEndpoints.remove(before?.noLocalEndpoints ?? NoLocalEndpointCounts())
+            noLocalEndpoints.add(after?.noLocalEndpoints ?? NoLocalEndpointCounts())
             for (key, _) in before?.claims ?? [:] {
                 claimants[id, default: [:]][key]?[ref] = nil
                 touched[id, default: []].insert(key)

@@ -4,9 +4,9 @@ import Testing
 
 /// `switchboard run` against the real kube-apiserver: `/healthz` follows this node's Node object as
 /// kube-proxy 1.31+ does (tainted `ToBeDeletedByClusterAutoscaler` or deleted: 503 with
-/// `"nodeEligible": false`, `/livez` unaffected).
+/// `"nodeEligible": false`, `/livez` unaffected), and `/metrics` has kube-proxy's series.
 @Suite(
-    "End to end: /healthz follows the Node",
+    "End to end: /healthz follows the Node; /metrics has kube-proxy's series",
     .serialized,
     .enabled(
         if: AgentHealthPrerequisites.met,
@@ -15,7 +15,7 @@ import Testing
 struct AgentHealthTests {
     static let topology = Topology.Builder().node("n1")
 
-    @Test("ToBeDeletedByClusterAutoscaler taint → 503, removed → 200, Node deleted (finalizer, then gone) → 503")
+    @Test("ToBeDeletedByClusterAutoscaler taint → 503, removed → 200, Node deleted (finalizer, then gone) → 503; a scrape")
     func nodeEligibilityAndMetrics() async throws {
         try await withTopology(Self.topology) { net in
             let plane = try await ControlPlane.start(in: net.node("n1").namespace)
@@ -49,7 +49,8 @@ struct AgentHealthTests {
         let ns = net.node("n1").namespace
         let healthz = "http://127.0.0.1:10256/healthz"
         let livez = "http://127.0.0.1:10256/livez"
-        // A NodePort Service with externalTrafficPolicy Local whose one endpoint runs on another node.
+        // A NodePort Service with externalTrafficPolicy Local whose one endpoint runs on another node: one
+        // service port without local endpoints for external traffic.
         try await plane.apply([
             SB.nodeManifest(net),
             Manifest.service(
@@ -97,7 +98,48 @@ struct AgentHealthTests {
         #expect(back != nil, "/healthz did not return to 200 when the taint went: \(last)")
         #expect(last.body.contains(#""nodeEligible": true"#), "\(last.body)")
 
-        // 3. The Node deleted while a finalizer holds it (deletionTimestamp set): 503.
+        // 3. A scrape of /metrics: kube-proxy's series, with values from what happened so far.
+        let scrape = try await Shell.run(["curl", "-s", "-m", "2", "http://127.0.0.1:10249/metrics"], in: ns)
+        let text = try scrape.checked().stdout
+        func value(_ series: String) -> Double? {
+            text.split(separator: "\n").lazy
+                .compactMap { $0.hasPrefix(series + " ") ? Double($0.dropFirst(series.count + 1)) : nil }.first
+        }
+        for (name, type) in [
+            ("kubeproxy_sync_proxy_rules_endpoint_changes_pending", "gauge"),
+            ("kubeproxy_sync_proxy_rules_endpoint_changes_total", "counter"),
+            ("kubeproxy_sync_proxy_rules_service_changes_pending", "gauge"),
+            ("kubeproxy_sync_proxy_rules_service_changes_total", "counter"),
+            ("kubeproxy_sync_proxy_rules_no_local_endpoints_total", "gauge"),
+            ("kubeproxy_sync_proxy_rules_nftables_sync_failures_total", "counter"),
+            ("kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total", "counter"),
+            ("kubeproxy_proxy_healthz_total", "counter"), ("kubeproxy_proxy_livez_total", "counter"),
+            ("kubeproxy_conntrack_reconciler_deleted_entries_total", "counter"),
+            ("kubeproxy_conntrack_reconciler_sync_duration_seconds", "histogram"),
+            ("kubeproxy_sync_proxy_rules_duration_seconds", "histogram"),
+            ("kubeproxy_sync_full_proxy_rules_duration_seconds", "histogram"),
+            ("kubeproxy_sync_partial_proxy_rules_duration_seconds", "histogram"),
+            ("kubeproxy_sync_proxy_rules_last_timestamp_seconds", "gauge"),
+            ("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds", "gauge"),
+            ("kubeproxy_network_programming_duration_seconds", "histogram"),
+        ] {
+            #expect(text.contains("# TYPE \(name) \(type)\n"), "\(name) (\(type)) missing from /metrics")
+        }
+        // The API server's own `kubernetes` Service and ours; our slice (the API server's Endpoints are not
+        // mirrored into slices without a controller manager).
+        #expect((value("kubeproxy_sync_proxy_rules_service_changes_total") ?? 0) >= 2, "\(text.prefix(3000))")
+        #expect((value("kubeproxy_sync_proxy_rules_endpoint_changes_total") ?? 0) >= 1)
+        #expect(value("kubeproxy_sync_proxy_rules_service_changes_pending") == 0)
+        #expect(value("kubeproxy_sync_proxy_rules_endpoint_changes_pending") == 0)
+        #expect(value(#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#) == 1)
+        #expect(value(#"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"}"#) == 0)
+        #expect(value("kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 0)
+        #expect((value(#"kubeproxy_proxy_healthz_total{code="503"}"#) ?? 0) >= 1)
+        #expect((value(#"kubeproxy_proxy_healthz_total{code="200"}"#) ?? 0) >= 2)
+        #expect((value(#"kubeproxy_proxy_livez_total{code="200"}"#) ?? 0) >= 1)
+        #expect(value(#"kubeproxy_proxy_livez_total{code="503"}"#) == 0)
+
+        // 4. The Node deleted while a finalizer holds it (deletionTimestamp set): 503.
         let hold = #"{"metadata":{"finalizers":["switchboard.test/hold"]}}"#
         try await plane.kubectl(["patch", "node", "n1", "--type=merge", "-p", hold])
         try await plane.kubectl(["delete", "node", "n1", "--wait=false"])
@@ -108,7 +150,7 @@ struct AgentHealthTests {
         #expect(deleting != nil, "/healthz did not turn 503 for a Node being deleted: \(last); said:\n\(said())")
         #expect(last.body.contains(#""nodeEligible": false"#), "\(last.body)")
 
-        // 4. The finalizer released: the Node is gone, and /healthz stays 503 (/livez 200).
+        // 5. The finalizer released: the Node is gone, and /healthz stays 503 (/livez 200).
         try await plane.kubectl(["patch", "node", "n1", "--type=merge", "-p", #"{"metadata":{"finalizers":null}}"#])
         let gone = try await eventually(within: .seconds(10)) {
             let r = try await Shell.run(["kubectl", "--kubeconfig", plane.adminKubeconfig, "get", "node", "n1"], in: ns)
@@ -123,7 +165,7 @@ struct AgentHealthTests {
         }
         #expect(try await get(ns, livez).status == "200", "/livez after the Node went")
 
-        // 5. Registered again: eligible again.
+        // 6. Registered again: eligible again.
         try await plane.apply([SB.nodeManifest(net)])
         let reregistered = try await eventually(within: .seconds(10)) { try await get(ns, healthz).status == "200" }
         #expect(reregistered != nil, "/healthz did not return to 200 when the Node came back")

@@ -53,7 +53,13 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
     @Test func anIneligibleNodeFailsHealthzOnlyAndSaysSo() async throws {
         let wall = TestWallClock()
         let health = HealthState(healthzTimeout: .seconds(60), now: { wall.now })
-        let server = HealthzServer(bindAddress: loopback, health: health, logger: quietLogger())
+        let metrics = AgentMetrics()
+        let server = HealthzServer(bindAddress: loopback, health: health, metrics: metrics, logger: quietLogger())
+        func sample(_ series: String) -> Double? {
+            metrics.exposition().split(separator: "\n").lazy.compactMap { line -> Double? in
+                line.hasPrefix(series + " ") ? Double(line.dropFirst(series.count + 1)) : nil
+            }.first
+        }
         try await withServices([server]) {
             let port = try await server.port()
             health.updated()
@@ -87,6 +93,10 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
             #expect(try await get(port, "/healthz").status == 200)
             #expect(try await get(port, "/nope").status == 404)
         }
+        #expect(sample(#"kubeproxy_proxy_healthz_total{code="200"}"#) == 2)
+        #expect(sample(#"kubeproxy_proxy_healthz_total{code="503"}"#) == 1)
+        #expect(sample(#"kubeproxy_proxy_livez_total{code="200"}"#) == 1)
+        #expect(sample(#"kubeproxy_proxy_livez_total{code="503"}"#) == 0)
     }
 
     /// The controller follows its Node as events arrive: `/healthz` turns 503 with no sync at all, and a
