@@ -8,14 +8,14 @@ import ServiceLifecycle
 /// - `/livez` answers 200 while the rules keep up (`HealthState.Status.isHealthy`), else 503, with
 ///   `{"lastUpdated": "<RFC 3339>", "currentTime": "<RFC 3339>"}`;
 /// - `/healthz` answers the same, except that it is also 503 while this node is not eligible for
-///   load-balancer traffic (its Node being deleted, or tainted `ToBeDeletedByClusterAutoscaler`:
+///   load-balancer traffic (its Node being deleted or gone, or tainted `ToBeDeletedByClusterAutoscaler`:
 ///   `NodeEligibility`), so that cloud load balancers drain the node before it goes; its JSON adds
 ///   `"nodeEligible": true|false`.
 ///
 /// `lastUpdated` is `currentTime` whenever the answer is 200 (kube-proxy's compatibility rule), else the
-/// last successful sync. Every answer is counted by path and code (`kubeproxy_proxy_healthz_total`,
-/// `kubeproxy_proxy_livez_total`). Unlike kube-proxy, which prints Go's `time.Time` text, the times are
-/// RFC 3339.
+/// last successful sync. Both send `X-Content-Type-Options: nosniff`, as kube-proxy's do. Every answer is
+/// counted by path and code in `metrics` (`kubeproxy_proxy_healthz_total`, `kubeproxy_proxy_livez_total`).
+/// Unlike kube-proxy, which prints Go's `time.Time` text, the times are RFC 3339.
 public final class HealthzServer: ServiceLifecycle.Service {
     private let server: HTTPServer
 

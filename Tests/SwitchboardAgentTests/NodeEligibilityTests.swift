@@ -89,6 +89,10 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
             #expect(liveJSON["nodeEligible"] == nil)
             #expect(liveJSON["lastUpdated"] as? String == RFC3339.format(wall.now))
 
+            for response in [HealthzServer.healthz(health.status), HealthzServer.livez(health.status)] {
+                #expect(response.extraHeaders.contains { $0.0 == "X-Content-Type-Options" && $0.1 == "nosniff" })
+            }
+
             health.setNodeEligible(true)
             #expect(try await get(port, "/healthz").status == 200)
             #expect(try await get(port, "/nope").status == 404)
