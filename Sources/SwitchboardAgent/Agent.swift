@@ -91,7 +91,7 @@ public struct Agent: Sendable {
             followers: [serviceHealthServers]
                 + (conntrack.map { [ConntrackCleaner(backend: $0, metrics: metrics, logger: logger)] } ?? []) + followers)
         healthzServer = configuration.healthzBindAddress.map {
-            HealthzServer(bindAddress: $0, health: health, logger: logger)
+            HealthzServer(bindAddress: $0, health: health, metrics: metrics, logger: logger)
         }
         metricsServer = configuration.metricsBindAddress.map {
             MetricsServer(bindAddress: $0, metrics: metrics, logger: logger)

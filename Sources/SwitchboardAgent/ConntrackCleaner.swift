@@ -11,6 +11,9 @@ import SwitchboardCore
 /// kernel, the entries that rules would no longer produce are deleted (see
 /// `ConntrackSummary.staleFilters(from:to:)`); the next datagram is then NATed afresh.
 ///
+/// Deletes per IP family, each timed and counted (`kubeproxy_conntrack_reconciler_*{ip_family}`; kube-proxy
+/// 1.33+ reconciles the whole table per family instead, deleting what no rule would produce).
+///
 /// Keeps its own summary of what the previous call saw. A failure is logged and counted; the summary
 /// still moves on (as kube-proxy, which does not retry a cleanup), and the agent never stops for it.
 public final class ConntrackCleaner: SyncFollower {
@@ -32,11 +35,23 @@ public final class ConntrackCleaner: SyncFollower {
         let old = previous.withLock { $0.restricted(to: changed) }
         previous.withLock { $0.replace(changed, with: fresh) }
         let filters = ConntrackSummary.staleFilters(from: old, to: fresh)
-        guard !filters.isEmpty else { return }
+        // One deletion per IP family, so that each is timed and counted under its own `ip_family`, as
+        // kube-proxy's per-family reconcilers are.
+        for family in IPFamily.allCases {
+            let familyFilters = filters.filter { $0.family == family }
+            if !familyFilters.isEmpty { await delete(familyFilters, family: family) }
+        }
+    }
+
+    private func delete(_ filters: [ConntrackFilter], family: IPFamily) async {
+        let started = ContinuousClock.now
         do {
             let deleted = try await backend.delete(filters)
             metrics?.countConntrackDeleted(deleted)
-            let metadata: Logger.Metadata = ["deleted": "\(deleted)", "filters": "\(filters.count)"]
+            metrics?.recordConntrackCleanup(family, deleted: deleted, duration: started.duration(to: .now))
+            let metadata: Logger.Metadata = [
+                "deleted": "\(deleted)", "filters": "\(filters.count)", "family": "\(family.rawValue)",
+            ]
             if deleted > 0 {
                 logger.info("deleted stale conntrack entries", metadata: metadata)
             } else {
@@ -44,10 +59,11 @@ public final class ConntrackCleaner: SyncFollower {
             }
             for filter in filters { logger.trace("conntrack filter", metadata: ["filter": "\(filter)"]) }
         } catch {
+            metrics?.recordConntrackCleanup(family, deleted: 0, duration: started.duration(to: .now))
             metrics?.countConntrackCleanupError()
             logger.error(
                 "conntrack cleanup failed; stale UDP/SCTP flows may keep their old endpoint until they go idle",
-                metadata: ["error": "\(error)", "filters": "\(filters.count)"])
+                metadata: ["error": "\(error)", "filters": "\(filters.count)", "family": "\(family.rawValue)"])
         }
     }
 }

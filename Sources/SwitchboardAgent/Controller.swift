@@ -40,7 +40,9 @@ public protocol SyncFollower: Sendable {
 /// (someone flushed or edited them). Nothing is applied until the first complete list of Services,
 /// EndpointSlices and Nodes arrived. A failed transaction leaves the kernel as it was (batches are
 /// atomic): it is logged with nft's error and retried as a full sync. Stopping leaves the rules in
-/// place, so traffic keeps flowing while the agent restarts.
+/// place, so traffic keeps flowing while the agent restarts. Whether this node should receive load-balancer
+/// traffic (`NodeEligibility`, for `/healthz`) follows its Node object as each event arrives, ahead of any
+/// sync in progress.
 ///
 /// All of the loop's state lives in `run`; the class itself holds only its immutable collaborators.
 public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle.Service where C.Duration == Duration {
@@ -117,8 +119,13 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         let mailbox = Mailbox<Input>()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
+                var eligibility = NodeEligibility(nodeName: self.node.nodeName)
                 do {
-                    for try await event in self.source.cancelOnGracefulShutdown() { mailbox.send(.event(event)) }
+                    for try await event in self.source.cancelOnGracefulShutdown() {
+                        // Straight to /healthz: a node being drained must not wait for a sync in progress.
+                        if let eligible = eligibility.apply(event) { self.nodeEligibilityChanged(eligible) }
+                        mailbox.send(.event(event))
+                    }
                     mailbox.send(.sourceEnded(nil))
                 } catch {
                     mailbox.send(.sourceEnded(error))
@@ -209,6 +216,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         }
         let wasInitialized = run.tracker.isInitialized
         let changed = run.tracker.apply(event)
+        recordChanges(&run.tracker)
         if !wasInitialized {
             if run.tracker.isInitialized {
                 logger.info(
@@ -329,6 +337,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                     let deleted = try await AffinityCleanup.run(desired: run.compiler.ruleset, backend: backend)
                     if deleted > 0 { logger.debug("deleted stale session-affinity entries", metadata: ["count": "\(deleted)"]) }
                 } catch {
+                    metrics.countNFTablesCleanupFailure()
                     logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
                 }
             }
@@ -337,6 +346,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
+            recordChanges(&run.tracker)
+            metrics.setNoLocalEndpoints(run.compiler.noLocalEndpoints)
             health.updated()
             if kind == .full && !verified { FreeMemory.returnToSystem() }
             metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
@@ -392,6 +403,27 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     private func tableIntact(_ id: TableID) async -> Bool {
         guard let set = try? await backend.readSet(id, RulesetNames.canary) else { return false }
         return set.elements[RulesetNames.canaryElement] != nil
+    }
+
+    /// kube-proxy's change metrics: events seen since the last call, and what is pending now.
+    private func recordChanges(_ tracker: inout ClusterTracker) {
+        let events = tracker.takeEventCounts()
+        metrics.countChanges(services: events.services, endpointSlices: events.endpointSlices)
+        metrics.setPendingChanges(
+            services: tracker.pendingServices.count, endpointSlices: tracker.pendingEndpointSliceChanges)
+    }
+
+    /// This node's Node object says it should (no longer) receive load-balancer traffic.
+    private func nodeEligibilityChanged(_ eligible: Bool) {
+        health.setNodeEligible(eligible)
+        let metadata: Logger.Metadata = ["node": "\(node.nodeName)"]
+        if eligible {
+            logger.notice("node eligible for load-balancer traffic again", metadata: metadata)
+        } else {
+            // Deleted, being deleted, or tainted by the cluster autoscaler (`Node.isEligibleForTraffic`).
+            logger.notice(
+                "node is going away; /healthz answers 503 so that load balancers drain it", metadata: metadata)
+        }
     }
 
     /// Logs one diagnostic (one line) and counts it by the object's kind.

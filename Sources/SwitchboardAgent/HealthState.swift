@@ -1,12 +1,14 @@
 import Foundation
 import Synchronization
 
-/// Whether the proxy rules keep up with the cluster: what `/healthz` and `/livez` answer.
+/// Whether the proxy rules keep up with the cluster, and whether this node should receive load-balancer
+/// traffic: what `/healthz` and `/livez` answer.
 ///
-/// kube-proxy's semantics (`pkg/proxy/healthcheck/proxier_health.go`): the controller calls `queuedUpdate`
+/// kube-proxy's semantics (`pkg/proxy/healthcheck/proxy_health.go`): the controller calls `queuedUpdate`
 /// when it sees a change that needs a sync and `updated` after every successful sync. The agent is
 /// unhealthy while the oldest change that is still not synced was queued `healthzTimeout` (kube-proxy:
-/// 2 × syncPeriod) or more ago; otherwise healthy.
+/// 2 × syncPeriod) or more ago; otherwise healthy. Separately, `setNodeEligible` records whether this node
+/// should keep receiving load-balancer traffic (`NodeEligibility`); only `/healthz` takes that into account.
 ///
 /// One deliberate difference: kube-proxy counts only changes queued after its informers synced, so an
 /// agent that never gets its initial lists, or never manages a first sync, reports healthy forever. Here
@@ -15,19 +17,30 @@ import Synchronization
 public final class HealthState: Sendable {
     /// The answer at one moment.
     public struct Status: Hashable, Sendable {
+        /// The rules keep up: what `/livez` answers (and a Service health check's `serviceProxyHealthy`).
         public var isHealthy: Bool
-        /// When the rules were last known to be current. As kube-proxy does (for compatibility with
-        /// probes that check freshness), this is `currentTime` while healthy; else the last successful sync
-        /// (the start time if there was none).
-        public var lastUpdated: Date
+        /// This node should receive load-balancer traffic (true until its Node object says otherwise).
+        /// `/healthz` answers 200 only when this holds too.
+        public var nodeEligible: Bool
+        /// When the last sync succeeded (the start time if none has).
+        public var lastSynced: Date
         public var currentTime: Date
         /// When the oldest not yet synced change was queued, if any.
         public var oldestPendingUpdate: Date?
+
+        /// What `/healthz` answers: healthy and eligible.
+        public var isHealthzOK: Bool { isHealthy && nodeEligible }
+
+        /// When the rules were last known to be current, as `/livez` reports it. As kube-proxy does (for
+        /// compatibility with probes that check freshness), this is `currentTime` while healthy, else
+        /// `lastSynced`. (`/healthz` does the same with `isHealthzOK`.)
+        public var lastUpdated: Date { isHealthy ? currentTime : lastSynced }
     }
 
     private struct State {
         var lastUpdated: Date
         var oldestPending: Date?
+        var nodeEligible = true
     }
 
     /// How long a queued change may stay unsynced before the agent reports unhealthy.
@@ -62,6 +75,11 @@ public final class HealthState: Sendable {
         }
     }
 
+    /// Whether this node should receive load-balancer traffic (`NodeEligibility`). Eligible until told.
+    public func setNodeEligible(_ eligible: Bool) {
+        state.withLock { $0.nodeEligible = eligible }
+    }
+
     /// The current answer.
     public var status: Status {
         let time = now()
@@ -71,8 +89,8 @@ public final class HealthState: Sendable {
                 healthy = false
             }
             return Status(
-                isHealthy: healthy, lastUpdated: healthy ? time : state.lastUpdated, currentTime: time,
-                oldestPendingUpdate: state.oldestPending)
+                isHealthy: healthy, nodeEligible: state.nodeEligible, lastSynced: state.lastUpdated,
+                currentTime: time, oldestPendingUpdate: state.oldestPending)
         }
     }
 }

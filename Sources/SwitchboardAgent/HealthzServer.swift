@@ -3,24 +3,40 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// kube-proxy's health server (`--healthz-bind-address`, default `0.0.0.0:10256`): `/healthz` and `/livez`
-/// answer 200 while `HealthState` is healthy and 503 when it is not, with a JSON body
-/// `{"lastUpdated": "<RFC 3339>", "currentTime": "<RFC 3339>"}`.
+/// kube-proxy's health server (`--healthz-bind-address`, default `0.0.0.0:10256`), as in kube-proxy 1.31+:
 ///
-/// kube-proxy's `/healthz` also turns 503 when the node is being deleted (and says so in `nodeEligible`);
-/// Switchboard does not model node deletion, so both paths answer the same and `nodeEligible` is left out.
+/// - `/livez` answers 200 while the rules keep up (`HealthState.Status.isHealthy`), else 503, with
+///   `{"lastUpdated": "<RFC 3339>", "currentTime": "<RFC 3339>"}`;
+/// - `/healthz` answers the same, except that it is also 503 while this node is not eligible for
+///   load-balancer traffic (its Node being deleted or gone, or tainted `ToBeDeletedByClusterAutoscaler`:
+///   `NodeEligibility`), so that cloud load balancers drain the node before it goes; its JSON adds
+///   `"nodeEligible": true|false`.
+///
+/// `lastUpdated` is `currentTime` whenever the answer is 200 (kube-proxy's compatibility rule), else the
+/// last successful sync. Both send `X-Content-Type-Options: nosniff`, as kube-proxy's do. Every answer is
+/// counted by path and code in `metrics` (`kubeproxy_proxy_healthz_total`, `kubeproxy_proxy_livez_total`).
+/// Unlike kube-proxy, which prints Go's `time.Time` text, the times are RFC 3339.
 public final class HealthzServer: ServiceLifecycle.Service {
     private let server: HTTPServer
 
+    /// - Parameter metrics: where answers are counted; nil: not counted.
     public init(
-        bindAddress: BindAddress = .defaultHealthz, health: HealthState, logger: Logger,
+        bindAddress: BindAddress = .defaultHealthz, health: HealthState, metrics: AgentMetrics? = nil, logger: Logger,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         server = HTTPServer(name: "healthz", bindAddress: bindAddress, logger: logger, eventLoopGroup: eventLoopGroup) {
             path in
             switch path {
-            case "/healthz", "/livez": Self.response(health.status)
-            default: .notFound
+            case "/healthz":
+                let response = Self.healthz(health.status)
+                metrics?.countHealthz(code: response.status.code)
+                return response
+            case "/livez":
+                let response = Self.livez(health.status)
+                metrics?.countLivez(code: response.status.code)
+                return response
+            default:
+                return .notFound
             }
         }
     }
@@ -30,12 +46,23 @@ public final class HealthzServer: ServiceLifecycle.Service {
 
     public func run() async throws { try await server.run() }
 
-    static func response(_ status: HealthState.Status) -> HTTPResponse {
-        let lastUpdated = RFC3339.format(status.lastUpdated)
+    /// `/healthz`: 200 when the rules keep up and this node is eligible for load-balancer traffic.
+    static func healthz(_ status: HealthState.Status) -> HTTPResponse {
+        response(ok: status.isHealthzOK, status, extra: #", "nodeEligible": \#(status.nodeEligible)"#)
+    }
+
+    /// `/livez`: 200 when the rules keep up, whatever the Node says.
+    static func livez(_ status: HealthState.Status) -> HTTPResponse {
+        response(ok: status.isHealthy, status, extra: "")
+    }
+
+    private static func response(ok: Bool, _ status: HealthState.Status, extra: String) -> HTTPResponse {
+        let lastUpdated = RFC3339.format(ok ? status.currentTime : status.lastSynced)
         let currentTime = RFC3339.format(status.currentTime)
-        let body = #"{"lastUpdated": "\#(lastUpdated)", "currentTime": "\#(currentTime)"}"#
+        let body = #"{"lastUpdated": "\#(lastUpdated)", "currentTime": "\#(currentTime)"\#(extra)}"#
         return HTTPResponse(
-            status: status.isHealthy ? .ok : .serviceUnavailable, contentType: "application/json", body: body + "\n")
+            status: ok ? .ok : .serviceUnavailable, contentType: "application/json", body: body + "\n",
+            extraHeaders: [("X-Content-Type-Options", "nosniff")])
     }
 }
 

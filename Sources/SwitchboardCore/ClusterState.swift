@@ -32,9 +32,9 @@ public struct ClusterState: Hashable, Sendable {
             }
             return touched
         case .node(let node):
-            nodes[node.name] = node
-            // A node change (addresses, zone) can affect every Service.
-            return Set(services.keys)
+            let old = nodes.updateValue(node, forKey: node.name)
+            // A node change (addresses, zone) can affect every Service; its taints or deletion affect none.
+            return old?.forRules == node.forRules ? [] : Set(services.keys)
         }
     }
 

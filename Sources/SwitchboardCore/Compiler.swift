@@ -99,6 +99,33 @@ public func compile(_ state: ClusterState, for node: NodeContext) -> CompileResu
     return CompileResult(ruleset: compiler.ruleset, diagnostics: compiler.diagnostics)
 }
 
+/// Service ports that have endpoints, none of them on this node, and a `Local` traffic policy, so that
+/// traffic of that kind to them is dropped here: kube-proxy's `kubeproxy_sync_proxy_rules_no_local_endpoints_total`
+/// (a gauge). Counted as kube-proxy's per-family proxiers count it: once per service port and IP family
+/// the Service is served in. A port without any usable endpoint is not counted (its traffic is rejected).
+public struct NoLocalEndpointCounts: Hashable, Sendable {
+    /// `internalTrafficPolicy: Local`: cluster-IP traffic is dropped (`traffic_policy="internal"`).
+    public var internalPolicy = 0
+    /// `externalTrafficPolicy: Local` on an externally reachable Service (NodePort, LoadBalancer or external
+    /// IPs): traffic from outside the cluster is dropped (`traffic_policy="external"`).
+    public var externalPolicy = 0
+
+    public init(internalPolicy: Int = 0, externalPolicy: Int = 0) {
+        self.internalPolicy = internalPolicy
+        self.externalPolicy = externalPolicy
+    }
+
+    mutating func add(_ other: NoLocalEndpointCounts) {
+        internalPolicy += other.internalPolicy
+        externalPolicy += other.externalPolicy
+    }
+
+    mutating func remove(_ other: NoLocalEndpointCounts) {
+        internalPolicy -= other.internalPolicy
+        externalPolicy -= other.externalPolicy
+    }
+}
+
 /// What one Service contributes to one family's table: claims on entries of the shared maps, which
 /// `IncrementalCompiler` resolves between Services.
 struct ServiceFragment: Hashable, Sendable {
@@ -122,6 +149,8 @@ struct ServiceFragment: Hashable, Sendable {
 
     /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
     var claims: [ClaimKey: Claim] = [:]
+    /// Its ports whose Local traffic policy finds no endpoint on this node.
+    var noLocalEndpoints = NoLocalEndpointCounts()
 
     mutating func claim(_ space: ClaimSpace, _ key: String, port: Int, _ elements: [Element], chains: [String: Chain] = [:]) {
         claims[ClaimKey(space: space, key: key)] = Claim(elements: elements, portIndex: port, chains: chains)
@@ -178,6 +207,9 @@ struct ServiceCompiler {
         let sourceRanges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
         let externalLocal = service.externalTrafficPolicy == .local
         let internalLocal = service.internalTrafficPolicy == .local
+        // kube-proxy's `ExternallyAccessible`: only then does externalTrafficPolicy apply.
+        let externallyReachable =
+            service.type == .nodePort || service.type == .loadBalancer || !service.externalIPs.isEmpty
         // Session affinity: the entry points' verdict-map entries jump to the chain that records the
         // endpoint for this timeout; the chain exists while some Service claims it.
         var affinityTarget: String?
@@ -209,6 +241,11 @@ struct ServiceCompiler {
                     fragment.claim(.nodePort, nodePort, port: index, [.init(set: n.noEndpointNodePorts, key: nodePort, data: "")])
                 }
                 continue
+            }
+
+            if internalLocal && endpoints.local.isEmpty { fragment.noLocalEndpoints.internalPolicy += 1 }
+            if externalLocal && externallyReachable && endpoints.local.isEmpty {
+                fragment.noLocalEndpoints.externalPolicy += 1
             }
 
             // The cluster IP: all endpoints, or with internalTrafficPolicy Local this node's (none: drop).

@@ -18,6 +18,9 @@ public struct IncrementalCompiler: Sendable {
     public let node: NodeContext
     /// The desired ruleset for the state of the last update.
     public private(set) var ruleset: Ruleset
+    /// Service ports, per IP family, whose Local traffic policy finds no endpoint on this node, in the state
+    /// of the last update (kept up to date Service by Service, like `ruleset`).
+    public private(set) var noLocalEndpoints = NoLocalEndpointCounts()
 
     /// The inputs each compiled Service was compiled from, and what it compiled to.
     private var inputs: [ObjectRef: ServiceInputs] = [:]
@@ -28,7 +31,8 @@ public struct IncrementalCompiler: Sendable {
     private var holders: [TableID: [ClaimKey: ServiceFragment.Claim]] = [:]
     /// Conflict diagnostics per table and contested entry.
     private var conflicts: [TableID: [ClaimKey: [Diagnostic]]] = [:]
-    /// The Node object the skeleton was built from; nil before the first update.
+    /// The Node object the skeleton was built from (`forRules`: a taint change rebuilds nothing); nil before
+    /// the first update.
     private var nodeObject: Node??
     /// The change being recorded, during `update` only.
     private var change: IncrementalChange?
@@ -65,7 +69,7 @@ public struct IncrementalCompiler: Sendable {
     public mutating func update(_ state: ClusterState, changed: Set<ObjectRef>?) -> IncrementalChange {
         change = IncrementalChange(tables: ruleset.tables.keys)
         defer { change = nil }
-        let nodeObject = state.nodes[node.nodeName]
+        let nodeObject = state.nodes[node.nodeName]?.forRules
         let rebuildAll = self.nodeObject != .some(nodeObject)
         if rebuildAll {
             self.nodeObject = .some(nodeObject)
@@ -144,6 +148,8 @@ public struct IncrementalCompiler: Sendable {
             let before = old?.fragments[family]
             let after = output?.fragments[family]
             if before == nil && after == nil { continue }
+            noLocalEndpoints.remove(before?.noLocalEndpoints ?? NoLocalEndpointCounts())
+            noLocalEndpoints.add(after?.noLocalEndpoints ?? NoLocalEndpointCounts())
             for (key, _) in before?.claims ?? [:] {
                 claimants[id, default: [:]][key]?[ref] = nil
                 touched[id, default: []].insert(key)

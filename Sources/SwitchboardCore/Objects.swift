@@ -292,18 +292,43 @@ public struct NodeAddress: Hashable, Sendable {
     }
 }
 
+/// One `spec.taints[]` entry of a Node.
+public struct Taint: Hashable, Sendable {
+    public var key: String
+    /// nil when unset (Go's `omitempty`: `""` and absent are the same).
+    public var value: String?
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`, as the API wrote it.
+    public var effect: String
+
+    public init(key: String, value: String? = nil, effect: String) {
+        self.key = key
+        self.value = value
+        self.effect = effect
+    }
+}
+
 public struct Node: Hashable, Sendable {
     public var name: String
     /// `status.addresses` (InternalIP, ExternalIP, Hostname, ...), in order.
     public var addresses: [NodeAddress]
     public var labels: [String: String]
     public var podCIDRs: [CIDR]
+    /// `spec.taints`, in order. No rule depends on them; they decide `isEligibleForTraffic`.
+    public var taints: [Taint]
+    /// `metadata.deletionTimestamp` as the API wrote it (RFC 3339): set once the Node is being deleted (its
+    /// finalizers still run). Only whether it is set matters.
+    public var deletionTimestamp: String?
 
-    public init(name: String, addresses: [NodeAddress] = [], labels: [String: String] = [:], podCIDRs: [CIDR] = []) {
+    public init(
+        name: String, addresses: [NodeAddress] = [], labels: [String: String] = [:], podCIDRs: [CIDR] = [],
+        taints: [Taint] = [], deletionTimestamp: String? = nil
+    ) {
         self.name = name
         self.addresses = addresses
         self.labels = labels
         self.podCIDRs = podCIDRs
+        self.taints = taints
+        self.deletionTimestamp = deletionTimestamp
     }
 
     /// The node's `InternalIP` addresses that parse as IPs.
@@ -312,6 +337,28 @@ public struct Node: Hashable, Sendable {
     }
 
     public var zone: String? { labels["topology.kubernetes.io/zone"] }
+}
+
+extension Node {
+    /// The taint the cluster autoscaler puts on a node it is about to remove (kube-proxy's
+    /// `ToBeDeletedTaint`).
+    public static let toBeDeletedTaint = "ToBeDeletedByClusterAutoscaler"
+
+    /// Whether load balancers should keep sending traffic to this node, as kube-proxy (1.31+) decides it for
+    /// `/healthz` (`nodeEligible`): not while the Node is being deleted, nor once the cluster autoscaler has
+    /// tainted it `ToBeDeletedByClusterAutoscaler` (with any value or effect). Cordoning and other taints do
+    /// not count: pods already on the node still serve.
+    public var isEligibleForTraffic: Bool {
+        deletionTimestamp == nil && !taints.contains { $0.key == Self.toBeDeletedTaint }
+    }
+
+    /// This Node reduced to what the rules are compiled from (name, addresses, labels, pod CIDRs): two Nodes
+    /// with equal `forRules` compile to the same rules. Taints and deletion are left out, so that the
+    /// cluster's frequent taint changes (not-ready, unreachable, cordon, autoscaler) neither recompile every
+    /// Service nor cause a sync.
+    public var forRules: Node {
+        Node(name: name, addresses: addresses, labels: labels, podCIDRs: podCIDRs)
+    }
 }
 
 /// Any object Switchboard consumes.

@@ -49,6 +49,9 @@ final class FakeConntrack: ConntrackBackend {
             #expect(conntrack.calls.last?.map(\.description)
                     == ["-f ipv4 -p udp --orig-dst 10.96.0.30 --dport 53 --reply-src 10.3.0.1"])
             #expect(h.sample(MetricName.conntrackDeletedEntries) == 2)
+            #expect(h.sample(#"kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"}"#) == 2)
+            #expect(h.sample(#"kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"}"#) == 2)
+            #expect(h.sample(#"kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv6"}"#) == 0)
 
             // A TCP-only change asks nothing of conntrack.
             h.source.send(.upsert(Objects.slice("web-1", service: "web", ["10.1.0.7"])))
@@ -68,6 +71,36 @@ final class FakeConntrack: ConntrackBackend {
             #expect(conntrack.calls.last?.map(\.description)
                     == ["-f ipv4 -p udp --orig-dst 10.96.0.30 --dport 53 --reply-src 10.3.0.3"])
             #expect(h.sample(MetricName.conntrackDeletedEntries) == 3)
+            // The failed cleanup was timed too (as kube-proxy times every reconcile).
+            #expect(h.sample(#"kubeproxy_conntrack_reconciler_sync_duration_seconds_count{ip_family="IPv4"}"#) == 4)
+        }
+    }
+
+    @Test func eachFamilyIsCleanedAndCountedOnItsOwn() async throws {
+        let conntrack = FakeConntrack()
+        var logger = Logger(label: "test.conntrack")
+        logger.logLevel = .critical
+        let ref = ObjectRef(namespace: "default", name: "dns")
+        let dual = KubeObject.service(
+            Service(ref: ref, clusterIPs: [IPAddress("10.96.0.30")!, IPAddress("fd00:10:96::30")!],
+                    ports: [ServicePort(name: "dns", protocol: .udp, port: 53)]))
+        func slice(_ family: EndpointAddressType, _ address: String) -> KubeObject {
+            .endpointSlice(EndpointSlice(
+                ref: ObjectRef(namespace: "default", name: "dns-\(family.rawValue)"), serviceName: "dns",
+                addressType: family,
+                ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)],
+                endpoints: [Endpoint(addresses: [IPAddress(address)!], ready: true)]))
+        }
+        let h = ControllerHarness(followers: { [ConntrackCleaner(backend: conntrack, metrics: $0, logger: logger)] })
+        try await h.run {
+            try await h.start(with: Objects.initial + [dual, slice(.ipv4, "10.3.0.1"), slice(.ipv6, "fd00:3::1")])
+            #expect(conntrack.calls.map { $0.map(\.family) } == [[.v4], [.v6]])
+            for family in ["IPv4", "IPv6"] {
+                let labels = #"{ip_family="\#(family)"}"#
+                #expect(h.sample("kubeproxy_conntrack_reconciler_deleted_entries_total" + labels) == 1)
+                #expect(h.sample("kubeproxy_conntrack_reconciler_sync_duration_seconds_count" + labels) == 1)
+            }
+            #expect(h.sample(MetricName.conntrackDeletedEntries) == 2)
         }
     }
 }

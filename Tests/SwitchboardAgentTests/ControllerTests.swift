@@ -484,6 +484,22 @@ import SwitchboardTestTraits
         #expect(!upserted && !deleted)
     }
 
+    /// Taints and deletion decide `/healthz`, not a rule: they change the state but need no sync.
+    @Test func aNodesTaintsAndDeletionNeedNoSync() {
+        var tracker = ClusterTracker(ignoreTriggersBefore: .distantPast)
+        _ = tracker.apply(.synced(.nodes, [Objects.node]))
+        guard case .node(var node) = Objects.node else { return }
+        node.taints = [Taint(key: Node.toBeDeletedTaint, effect: "NoSchedule")]
+        node.deletionTimestamp = "2025-01-02T03:04:05Z"
+        let tainted = tracker.apply(.upsert(.node(node)))
+        #expect(!tainted)
+        #expect(tracker.state.nodes["n1"] == node)
+        node.labels["topology.kubernetes.io/zone"] = "z1"
+        let zoned = tracker.apply(.upsert(.node(node)))
+        let deleted = tracker.apply(.delete(.node(node)))
+        #expect(zoned && deleted)
+    }
+
     @Test func theEarliestPendingTriggerTimeIsKept() {
         let t0 = Date(timeIntervalSince1970: 1_000)
         var tracker = ClusterTracker(ignoreTriggersBefore: t0)

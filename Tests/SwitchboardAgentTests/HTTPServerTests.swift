@@ -62,9 +62,11 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
                 #expect(ok.status == 200)
                 #expect(ok.contentType == "application/json")
                 let json = try #require(
-                    try JSONSerialization.jsonObject(with: Data(ok.body.utf8)) as? [String: String])
-                #expect(json["currentTime"] == RFC3339.format(wall.now))
-                #expect(json["lastUpdated"] == RFC3339.format(wall.now))
+                    try JSONSerialization.jsonObject(with: Data(ok.body.utf8)) as? [String: Any])
+                #expect(json["currentTime"] as? String == RFC3339.format(wall.now))
+                #expect(json["lastUpdated"] as? String == RFC3339.format(wall.now))
+                // Only /healthz says whether the node is eligible for load-balancer traffic.
+                #expect(json["nodeEligible"] as? Bool == (path == "/healthz" ? true : nil))
             }
 
             let synced = wall.now
@@ -74,9 +76,10 @@ func withServices(_ services: [any ServiceLifecycle.Service], _ body: () async t
             wall.advance(seconds: 1)
             let late = try await get(port, "/healthz")
             #expect(late.status == 503)
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(late.body.utf8)) as? [String: String])
-            #expect(json["lastUpdated"] == RFC3339.format(synced))
-            #expect(json["currentTime"] == RFC3339.format(wall.now))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(late.body.utf8)) as? [String: Any])
+            #expect(json["lastUpdated"] as? String == RFC3339.format(synced))
+            #expect(json["currentTime"] as? String == RFC3339.format(wall.now))
+            #expect(json["nodeEligible"] as? Bool == true)
             #expect(try await get(port, "/livez").status == 503)
 
             health.updated()

@@ -64,7 +64,18 @@ final class CountingBackend: NFTablesBackend {
         return await fake.read([table])[table]?.sets[name]
     }
 
-    func apply(_ transaction: Transaction) async throws { try await fake.apply(transaction) }
+    private let refusal = Mutex<(@Sendable (Transaction) -> Bool)?>(nil)
+
+    /// From now on, transactions for which `refused` holds fail without reaching the fake.
+    func refuse(where refused: @escaping @Sendable (Transaction) -> Bool) { refusal.withLock { $0 = refused } }
+
+    func apply(_ transaction: Transaction) async throws {
+        if refusal.withLock({ $0?(transaction) ?? false }) {
+            throw FakeNFTablesError(
+                code: .injected, message: "Error: Could not process rule: refused by the test", command: "")
+        }
+        try await fake.apply(transaction)
+    }
 
     func read(_ tables: Set<TableID>) async throws -> Ruleset {
         reads.withLock { $0 += 1 }

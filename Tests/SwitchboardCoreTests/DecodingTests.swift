@@ -952,12 +952,14 @@ extension DecodingTests {
                 NodeAddress(type: "ExternalIP", address: "198.51.100.11"),
                 NodeAddress(type: "Hostname", address: "node-a"),
             ], labels: ["kubernetes.io/hostname": "node-a", "topology.kubernetes.io/zone": "zone-1"],
-                 podCIDRs: [CIDR("10.244.1.0/24")!, CIDR("fd00:10:244:1::/64")!]),
+                 podCIDRs: [CIDR("10.244.1.0/24")!, CIDR("fd00:10:244:1::/64")!], taints: [notReady]),
             Node(name: "node-b", addresses: [
                 NodeAddress(type: "InternalIP", address: "192.168.10.12"),
                 NodeAddress(type: "Hostname", address: "node-b"),
             ], labels: ["kubernetes.io/hostname": "node-b", "topology.kubernetes.io/zone": "zone-2"],
-                 podCIDRs: [CIDR("10.244.2.0/24")!]),
+                 podCIDRs: [CIDR("10.244.2.0/24")!], taints: [notReady]),
         ]
+        /// The API server's admission (TaintNodesByCondition) adds it to every new Node.
+        static let notReady = Taint(key: "node.kubernetes.io/not-ready", effect: "NoSchedule")
     }
 }

@@ -4,12 +4,14 @@ extension ManifestDecoder {
     /// A bad pod CIDR skips the Node (masquerade decisions depend on it). A bad entry of `status.addresses`
     /// (wrong JSON type, or an `InternalIP`/`ExternalIP` that is not an IP address) is dropped with a warning
     /// and the rest of the Node kept: an address the agent cannot use is no worse than an absent one, and the
-    /// Node is the one object the agent cannot run without.
+    /// Node is the one object the agent cannot run without. A bad entry of `spec.taints` (a key that is not a
+    /// non-empty string, a value or effect that is not a string) is dropped the same way.
     static func node(_ object: Field, _ context: inout ObjectContext) throws(FieldError) -> Node {
         let metadata = try object.child("metadata")
         let name = try objectName(metadata, isLabel: false)
         context.label = "Node \(name)"
         let labels = try metadata.child("labels").stringMap()
+        let deletionTimestamp = try metadata.child("deletionTimestamp").nonEmptyString()
 
         var addresses: [NodeAddress] = []
         for item in try object.child("status", "addresses").items() {
@@ -38,6 +40,20 @@ extension ManifestDecoder {
                 podCIDRs = [cidr]
             }
         }
-        return Node(name: name, addresses: addresses, labels: labels, podCIDRs: podCIDRs)
+        var taints: [Taint] = []
+        for item in try spec.child("taints").items() {
+            do throws(FieldError) {
+                let keyField = try item.child("key")
+                guard let key = try keyField.nonEmptyString() else { throw keyField.fail("missing taint key") }
+                let value = try item.child("value").nonEmptyString()
+                let effect = try item.child("effect").string() ?? ""
+                taints.append(Taint(key: key, value: value, effect: effect))
+            } catch {
+                context.warnings.append(FieldError(path: error.path, message: "\(error.message); taint skipped"))
+            }
+        }
+        return Node(
+            name: name, addresses: addresses, labels: labels, podCIDRs: podCIDRs, taints: taints,
+            deletionTimestamp: deletionTimestamp)
     }
 }
