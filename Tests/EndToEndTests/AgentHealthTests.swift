@@ -1,6 +1,7 @@
 import Foundation
 import SwitchboardTesting
 import Testing
+import SwitchboardTestTraits
 
 /// `switchboard run` against the real kube-apiserver: `/healthz` follows this node's Node object as
 /// kube-proxy 1.31+ does (tainted `ToBeDeletedByClusterAutoscaler` or deleted: 503 with
@@ -10,7 +11,8 @@ import Testing
     .serialized,
     .enabled(
         if: AgentHealthPrerequisites.met,
-        "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP")
+        "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP"),
+    .exclusive
 )
 struct AgentHealthTests {
     static let topology = Topology.Builder().node("n1")

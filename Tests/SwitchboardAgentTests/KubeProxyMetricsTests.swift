@@ -5,9 +5,10 @@ import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 /// kube-proxy's metrics that follow the controller's events and syncs, driven through the controller.
-@Suite struct KubeProxyMetricsTests {
+@Suite(.exclusive) struct KubeProxyMetricsTests {
     private static func service(
         _ name: String, ip: String, port: Int = 80, internal itp: TrafficPolicy = .cluster
     ) -> KubeObject {

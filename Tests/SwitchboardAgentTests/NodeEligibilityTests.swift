@@ -3,6 +3,7 @@ import SwitchboardCore
 import Testing
 
 @testable import SwitchboardAgent
+import SwitchboardTestTraits
 
 private let autoscalerTaint = Taint(key: Node.toBeDeletedTaint, value: "1735787045", effect: "NoSchedule")
 
@@ -14,7 +15,7 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
 }
 
 /// `NodeEligibility`: what `/healthz` says in `nodeEligible`, followed from the events about this node.
-@Suite struct NodeEligibilityTests {
+@Suite(.exclusive) struct NodeEligibilityTests {
     @Test func followsItsOwnNodeThroughTaintsDeletionAndRecreation() {
         var eligibility = NodeEligibility(nodeName: "n1")
         #expect(eligibility.isEligible, "eligible while starting, before the Node is known")
@@ -49,7 +50,7 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
     }
 }
 
-@Suite struct HealthzEligibilityTests {
+@Suite(.exclusive) struct HealthzEligibilityTests {
     @Test func anIneligibleNodeFailsHealthzOnlyAndSaysSo() async throws {
         let wall = TestWallClock()
         let health = HealthState(healthzTimeout: .seconds(60), now: { wall.now })
