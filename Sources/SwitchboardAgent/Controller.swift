@@ -132,15 +132,19 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                 }
             }
             var run = LoopState(
-                scheduler: SyncScheduler(minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod, burst: syncBurst),
+                scheduler: SyncScheduler(
+                    minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod, burst: syncBurst, rebuildPeriod: fullSyncPeriod),
                 tracker: ClusterTracker(ignoreTriggersBefore: wallClock()),
                 compiler: IncrementalCompiler(node: node))
             while !Task.isCancelled {
                 let deadline: C.Instant?
                 switch run.scheduler.next(at: clock.now) {
+                case .verify:
+                    _ = run.scheduler.verified(intact: await tablesIntact(), at: clock.now)
+                    continue
                 case .syncNow(let kind):
-                    let done = await sync(kind, &run)
-                    _ = run.scheduler.syncFinished(done.kind, succeeded: done.succeeded, at: clock.now, wrote: done.wrote)
+                    let done = await sync(kind, verified: run.scheduler.verdict == .intact, &run)
+                    _ = run.scheduler.syncFinished(kind, succeeded: done.succeeded, at: clock.now, wrote: done.wrote)
                     continue
                 case .syncAt(let instant):
                     deadline = instant
@@ -197,13 +201,8 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         var tracker: ClusterTracker
         /// The desired ruleset, kept up to date Service by Service.
         var compiler: IncrementalCompiler
-        /// The kernel holds what `compiler` held before its latest update (the last sync succeeded), so
-        /// a partial sync may plan from that update's change alone. False until the first success.
-        var kernelInSync = false
         /// The compiler's diagnostics at the last sync: only new ones are logged and counted.
         var compilerDiagnostics: Set<Diagnostic> = []
-        /// When the tables were last rebuilt whole (a successful full sync).
-        var lastRebuild: C.Instant?
         /// The names under which the kernel holds our sets (after a staged rebuild, some large ones under
         /// their alternate name); every transaction is renamed with it on its way to the kernel.
         var names = KernelNames.identity
@@ -236,24 +235,15 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         _ = run.scheduler.changed(at: clock.now)
     }
 
-    /// One sync; returns the kind that satisfies the scheduler (full when nothing was applied yet; full
-    /// too when a periodic full sync found the tables intact) and whether it succeeded.
+    /// One sync of the kind the scheduler asked for; returns whether it succeeded and wrote anything.
+    /// `verified`: a periodic sync whose canary check found the tables intact (`SyncScheduler.verify`), so
+    /// it runs as a partial one. Edits the canary cannot see are repaired at the next rebuild, or as soon
+    /// as a partial batch trips over them (a failed batch is retried as a full sync).
     ///
-    /// A periodic full sync first checks each table's canary element (one tiny `list set`): a table that
-    /// was flushed or deleted has lost it, and is rebuilt at once. An intact table is only rebuilt whole
-    /// every `fullSyncPeriod`, since at 10k Services that re-adds two million elements (~30 s); edits
-    /// the canary cannot see are repaired then, or as soon as a partial batch trips over them (a failed
-    /// batch is retried as a full sync).
-    private func sync(_ requested: SyncKind, _ run: inout LoopState) async -> (kind: SyncKind, succeeded: Bool, wrote: Bool) {
+    /// A partial sync plans from the compiler's last change alone: the scheduler asks for one only after
+    /// a success, so the kernel holds what the compiler held before its update.
+    private func sync(_ kind: SyncKind, verified: Bool, _ run: inout LoopState) async -> (succeeded: Bool, wrote: Bool) {
         let started = ContinuousClock.now
-        var kind: SyncKind = run.kernelInSync ? requested : .full
-        var verified = false
-        if kind == .full, run.kernelInSync, let last = run.lastRebuild, clock.now < last.advanced(by: fullSyncPeriod),
-            await tablesIntact()
-        {
-            kind = .partial
-            verified = true
-        }
         // A partial sync recompiles the dirty Services only; a full one checks every Service (one whose
         // inputs did not change is still not recompiled), so a missed dirty mark is repaired by it too.
         let change = run.compiler.update(run.tracker.state, changed: kind == .full ? nil : run.tracker.dirty)
@@ -319,8 +309,6 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             "changedServices": "\(changedServices)",
         ]
         if batches > 0 { metadata["batches"] = "\(batches)" }  // cold-start or staged-rebuild batches
-        run.kernelInSync = failure == nil
-        if failure == nil && kind == .full { run.lastRebuild = clock.now }
         if let failure {
             metrics.recordSync(kind, succeeded: false, duration: duration, finishedAt: finishedAt, applied: nil)
             metadata["error"] = "\(failure)"
@@ -341,7 +329,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
                     logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
                 }
             }
-            let followed: Set<ObjectRef>? = kind == .full && !verified ? nil : run.tracker.dirty
+            let followed: Set<ObjectRef>? = kind == .full ? nil : run.tracker.dirty
             for follower in followers { await follower.synced(run.tracker.state, changed: followed) }
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
@@ -349,7 +337,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             recordChanges(&run.tracker)
             metrics.setNoLocalEndpoints(run.compiler.noLocalEndpoints)
             health.updated()
-            if kind == .full && !verified { FreeMemory.returnToSystem() }
+            if kind == .full { FreeMemory.returnToSystem() }
             metadata["elements"] = "\(run.compiler.ruleset.elementCount)"
             metadata["chains"] = "\(run.compiler.ruleset.chainCount)"
             if verified { metadata["verified"] = "tables intact" }
@@ -363,7 +351,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
             SyncReport(
                 kind: kind, error: failure.map { "\($0)" }, finishedAt: finishedAt, duration: duration,
                 commands: commandCount, changedServices: changedServices, verifiedIntact: verified))
-        return (verified ? .full : kind, failure == nil, commandCount > 0)
+        return (failure == nil, commandCount > 0)
     }
 
     /// Rebuilds an intact table's large sets out of place and switches them in
@@ -426,25 +414,16 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         }
     }
 
-    /// Logs one diagnostic (one line) and counts it by the object's kind.
+    /// Logs one diagnostic (one line) and counts it by the object's kind (`unknown` when its identity could
+    /// not be read).
     private func report(_ diagnostic: Diagnostic, from origin: String) {
-        let (kind, name) = Self.split(diagnostic.object)
         var metadata: Logger.Metadata = [
             "object": "\(diagnostic.object)", "field": "\(diagnostic.field)", "severity": "\(diagnostic.severity)",
             "origin": "\(origin)",
         ]
-        if kind == ObjectKind.services.rawValue { metadata["service"] = "\(name)" }
+        if case .service(let ref) = diagnostic.subject { metadata["service"] = "\(ref)" }
         logger.warning("\(diagnostic.message)", metadata: metadata)
-        metrics.countInvalidObject(kind: kind)
-    }
-
-    /// `Service default/web` → (`Service`, `default/web`); anything else is of kind `unknown`.
-    static func split(_ object: String) -> (kind: String, name: String) {
-        let parts = object.split(separator: " ", maxSplits: 1)
-        if parts.count == 2, let kind = ObjectKind(rawValue: String(parts[0])) {
-            return (kind.rawValue, String(parts[1]))
-        }
-        return ("unknown", object)
+        metrics.countInvalidObject(kind: diagnostic.subject.kind ?? "unknown")
     }
 }
 

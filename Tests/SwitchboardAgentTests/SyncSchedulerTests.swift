@@ -12,9 +12,11 @@ import Testing
         case changed
         case tick
         case finished(SyncKind, succeeded: Bool)
+        case verified(intact: Bool)
 
         var description: String {
             switch self {
+            case .verified(let intact): "verified(\(intact ? "intact" : "lost"))"
             case .initialSyncDone: "initialSyncDone"
             case .changed: "changed"
             case .tick: "tick"
@@ -37,8 +39,11 @@ import Testing
 
     /// Runs the steps in order with min 1 s, period 30 s and a burst of 1 unless given (most tables here are
     /// about the spacing; the burst has tables of its own).
-    static func run(_ steps: [Step], min: Duration = .seconds(1), period: Duration = .seconds(30), burst: Int = 1) {
-        var scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period, burst: burst)
+    static func run(
+        _ steps: [Step], min: Duration = .seconds(1), period: Duration = .seconds(30), burst: Int = 1,
+        rebuild: Duration? = nil
+    ) {
+        var scheduler = Scheduler(minSyncPeriod: min, syncPeriod: period, burst: burst, rebuildPeriod: rebuild)
         for (index, step) in steps.enumerated() {
             let now = at(step.at)
             let action: Action =
@@ -47,9 +52,48 @@ import Testing
                 case .changed: scheduler.changed(at: now)
                 case .tick: scheduler.tick(at: now)
                 case .finished(let kind, let ok): scheduler.syncFinished(kind, succeeded: ok, at: now)
+                case .verified(let intact): scheduler.verified(intact: intact, at: now)
                 }
             #expect(action == step.expect, "step \(index): \(step)")
         }
+    }
+
+    /// With a rebuild period (the agent's `fullSyncPeriod`, here 100 s), a periodic sync within it is a canary
+    /// check first: intact, it runs as a partial sync that satisfies the period; lost, as a rebuild. The first
+    /// sync and retries are never verified, and a rebuild restarts the rebuild period.
+    @Test func periodicSyncsAreVerifiedWithinTheRebuildPeriod() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(1, .finished(.full, succeeded: true), Self.syncAt(31)),
+            Self.s(31, .tick, .verify),
+            Self.s(31, .verified(intact: true), .syncNow(.partial)),
+            Self.s(31, .finished(.partial, succeeded: true), Self.syncAt(61)),  // the period counts from here
+            Self.s(61, .tick, .verify),
+            Self.s(61, .verified(intact: false), .syncNow(.full)),  // flushed: rebuilt
+            Self.s(62, .finished(.full, succeeded: true), Self.syncAt(92)),
+            Self.s(92, .tick, .verify),
+            Self.s(92, .verified(intact: true), .syncNow(.partial)),
+            Self.s(92, .finished(.partial, succeeded: false), Self.syncAt(93)),  // a failure: retried whole
+            Self.s(93, .tick, .syncNow(.full)),
+            Self.s(94, .finished(.full, succeeded: true), Self.syncAt(124)),
+            Self.s(124, .tick, .verify),  // rebuilt at 94: still within 100 s
+            Self.s(124, .verified(intact: true), .syncNow(.partial)),
+            Self.s(124, .finished(.partial, succeeded: true), Self.syncAt(154)),
+            Self.s(150, .changed, .syncNow(.partial)),  // a change before the periodic sync: no check
+            Self.s(150, .finished(.partial, succeeded: true), Self.syncAt(154)),
+            Self.s(154, .tick, .verify),
+            Self.s(154, .verified(intact: true), .syncNow(.partial)),
+            Self.s(154, .finished(.partial, succeeded: true), Self.syncAt(184)),
+            Self.s(200, .tick, .syncNow(.full)),  // 106 s since the rebuild at 94: rebuilt whole
+        ], rebuild: .seconds(100))
+    }
+
+    @Test func withoutARebuildPeriodEveryPeriodicSyncIsFull() {
+        Self.run([
+            Self.s(0, .initialSyncDone, .syncNow(.full)),
+            Self.s(1, .finished(.full, succeeded: true), Self.syncAt(31)),
+            Self.s(31, .tick, .syncNow(.full)),
+        ])
     }
 
     @Test func nothingBeforeTheInitialLists() {
@@ -234,6 +278,7 @@ import Testing
                 now = Double(instant.offset.components.seconds) + Double(instant.offset.components.attoseconds) / 1e18
                 #expect(scheduler.tick(at: instant) == .syncNow(.partial))
             case .wait: Issue.record("waiting after the initial sync")
+            case .verify: Issue.record("a canary check without a rebuild period")
             }
             starts.append(now)
             _ = scheduler.syncFinished(.partial, succeeded: true, at: Self.at(now))
