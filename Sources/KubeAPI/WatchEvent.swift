@@ -44,9 +44,18 @@ public struct DecodedObject: Hashable, Sendable {
         if object == nil && !diagnostics.contains(where: { $0.severity == .error }) {
             // The decoder skips kinds it does not read without a word; here that is a server surprise.
             let kind = filled["kind"].flatMap(\.stringValue) ?? "?"
+            let ref = ObjectRef(namespace: namespace, name: name)
+            let subject: Diagnostic.Subject =
+                switch resource.kind {
+                case _ where key.isEmpty: .input("object from \(source)")
+                case "Service": .service(ref)
+                case "EndpointSlice": .endpointSlice(ref)
+                case "Node": .node(name)
+                default: .input("\(resource.kind) \(key)")
+                }
             diagnostics.append(
                 Diagnostic(
-                    object: key.isEmpty ? "object from \(source)" : "\(resource.kind) \(key)", field: "",
+                    subject, field: "",
                     message: "expected a \(resource.kind) (\(resource.apiVersion)), got kind \(kind); skipped"))
         }
         return DecodedObject(key: key, resourceVersion: resourceVersion, object: object, diagnostics: diagnostics)

@@ -193,7 +193,7 @@ public struct IncrementalCompiler: Sendable {
         guard let winner, claims.count > 1, key.space.reportsConflicts else { return }
         conflicts[id, default: [:]][key] = claims.keys.filter { $0 != winner }.sorted().map { loser in
             Diagnostic(
-                object: "Service \(loser)", field: "spec.ports[\(claims[loser]!.portIndex)]",
+                .service(loser), field: "spec.ports[\(claims[loser]!.portIndex)]",
                 message: "\(key.key) is already used by Service \(winner); ignored")
         }
     }

@@ -372,19 +372,51 @@ public enum KubeObject: Hashable, Sendable {
 public struct Diagnostic: Hashable, Sendable, CustomStringConvertible {
     public enum Severity: String, Hashable, Sendable { case error, warning }
 
-    /// e.g. `Service default/web`, `EndpointSlice default/web-abc12`, or `document 3 of a.yaml`.
-    public var object: String
+    /// What a diagnostic is about: an object whose identity was read, or else a place in the input.
+    public enum Subject: Hashable, Sendable, CustomStringConvertible {
+        case service(ObjectRef)
+        case endpointSlice(ObjectRef)
+        case node(String)
+        /// An object whose name is not known (or not valid): `document 3 of a.yaml`.
+        case input(String)
+
+        /// The object's kind as the API spells it (`Service`); nil for `.input`.
+        public var kind: String? {
+            switch self {
+            case .service: "Service"
+            case .endpointSlice: "EndpointSlice"
+            case .node: "Node"
+            case .input: nil
+            }
+        }
+
+        /// `default/web` for namespaced objects, the name for a Node, the place for `.input`.
+        public var name: String {
+            switch self {
+            case .service(let ref), .endpointSlice(let ref): ref.description
+            case .node(let name), .input(let name): name
+            }
+        }
+
+        /// `Service default/web`, `Node n1`, `document 3 of a.yaml`.
+        public var description: String { kind.map { "\($0) \(name)" } ?? name }
+    }
+
+    public var subject: Subject
     /// A JSON-path-like field, e.g. `spec.ports[1].port`; `""` for the whole object.
     public var field: String
     public var message: String
     public var severity: Severity
 
-    public init(object: String, field: String, message: String, severity: Severity = .error) {
-        self.object = object
+    public init(_ subject: Subject, field: String, message: String, severity: Severity = .error) {
+        self.subject = subject
         self.field = field
         self.message = message
         self.severity = severity
     }
+
+    /// The subject as text: `Service default/web`, `EndpointSlice default/web-abc12`, `document 3 of a.yaml`.
+    public var object: String { subject.description }
 
     public var description: String {
         let at = field.isEmpty ? "" : " \(field)"

@@ -62,7 +62,7 @@ public struct ServiceView: Hashable, Sendable {
     public var ports: [ServicePortView] { IPFamily.allCases.flatMap { families[$0]?.ports ?? [] } }
 
     private func diagnostic(_ field: String, _ message: String) -> Diagnostic {
-        Diagnostic(object: "Service \(service.ref)", field: field, message: message, severity: .warning)
+        Diagnostic(.service(service.ref), field: field, message: message, severity: .warning)
     }
 }
 

@@ -382,8 +382,8 @@ import SwitchboardTestTraits
             // A decoder diagnostic, and a Service the compiler skips (no cluster IP).
             h.source.send(
                 .diagnostics([
-                    Diagnostic(object: "Service default/bad", field: "spec.ports[0].port", message: "not a port"),
-                    Diagnostic(object: "document 3 of watch", field: "", message: "not an object"),
+                    Diagnostic(.service(ObjectRef(namespace: "default", name: "bad")), field: "spec.ports[0].port", message: "not a port"),
+                    Diagnostic(.input("document 3 of watch"), field: "", message: "not an object"),
                 ]))
             let noIP = Objects.service("pending", ip: nil)
             try await h.start(with: Objects.initial + [noIP])

@@ -381,7 +381,7 @@ import Testing
         let result = ManifestDecoder.decode(text, source: "l.json")
         #expect(result.objects.map(\.diagnosticLabel) == ["Service default/good"])
         #expect(result.diagnostics == [
-            Diagnostic(object: "document 1 of l.json", field: "items[1].items[0].metadata.name",
+            Diagnostic(.input("document 1 of l.json"), field: "items[1].items[0].metadata.name",
                        message: "missing name; Service skipped"),
         ])
     }

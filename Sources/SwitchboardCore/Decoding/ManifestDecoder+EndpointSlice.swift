@@ -18,7 +18,7 @@ extension ManifestDecoder {
     /// which `Endpoint` cannot hold (kube-proxy ignores such slices altogether).
     static func endpointSlice(_ object: Field, apiVersion: String,
                               _ context: inout ObjectContext) throws(FieldError) -> EndpointSlice {
-        let ref = try namespacedRef(object, kind: "EndpointSlice", nameIsLabel: false, &context)
+        let ref = try namespacedRef(object, subject: Diagnostic.Subject.endpointSlice, nameIsLabel: false, &context)
         let metadata = try object.child("metadata")
         let labels = try metadata.child("labels").stringMap()
         let annotations = try metadata.child("annotations").stringMap()

@@ -9,7 +9,7 @@ extension ManifestDecoder {
     static func node(_ object: Field, _ context: inout ObjectContext) throws(FieldError) -> Node {
         let metadata = try object.child("metadata")
         let name = try objectName(metadata, isLabel: false)
-        context.label = "Node \(name)"
+        context.subject = .node(name)
         let labels = try metadata.child("labels").stringMap()
         let deletionTimestamp = try metadata.child("deletionTimestamp").nonEmptyString()
 

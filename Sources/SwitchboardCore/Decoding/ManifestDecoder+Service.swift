@@ -4,7 +4,7 @@ extension ManifestDecoder {
     static func service(_ object: Field, _ context: inout ObjectContext) throws(FieldError) -> Service {
         // Service names are DNS-1035 labels in the API; the slightly wider DNS-1123 label rule is what newer
         // releases accept and equally safe.
-        let ref = try namespacedRef(object, kind: "Service", nameIsLabel: true, &context)
+        let ref = try namespacedRef(object, subject: Diagnostic.Subject.service, nameIsLabel: true, &context)
         let labels = try object.child("metadata", "labels").stringMap()
         let spec = try object.child("spec")
 

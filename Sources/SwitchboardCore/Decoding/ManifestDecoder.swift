@@ -40,7 +40,7 @@ public enum ManifestDecoder {
                 walker.visitDocument(value, number: document.number)
             case .failure(let error):
                 walker.result.diagnostics.append(Diagnostic(
-                    object: "document \(document.number) of \(source)", field: "",
+                    .input("document \(document.number) of \(source)"), field: "",
                     message: "syntax error at \(error); document skipped"))
             }
         }
@@ -76,7 +76,7 @@ public enum ManifestDecoder {
 /// Where a decoder is in an object: the name to give diagnostics (known once the identity has been read)
 /// and the smaller problems that did not cost the object.
 struct ObjectContext {
-    var label: String?
+    var subject: Diagnostic.Subject?
     var warnings: [FieldError] = []
 }
 
@@ -155,36 +155,34 @@ private struct Walker {
         } catch {
             report(context, locator: locator, prefix: object.path)
             let (name, field) = place(context, locator: locator, prefix: object.path, error.path)
-            result.diagnostics.append(Diagnostic(object: name, field: field,
-                                                 message: "\(error.message); \(kind) skipped"))
+            result.diagnostics.append(Diagnostic(name, field: field, message: "\(error.message); \(kind) skipped"))
         }
     }
 
     mutating func report(_ context: ObjectContext, locator: String, prefix: String) {
         for warning in context.warnings {
             let (name, field) = place(context, locator: locator, prefix: prefix, warning.path)
-            result.diagnostics.append(Diagnostic(object: name, field: field, message: warning.message,
-                                                 severity: .warning))
+            result.diagnostics.append(Diagnostic(name, field: field, message: warning.message, severity: .warning))
         }
     }
 
     /// A diagnostic's object and field: the object's own name and a path inside it, or, before the name is
     /// known, the document and the path from the document's root (`items[3].metadata.name`).
-    func place(_ context: ObjectContext, locator: String, prefix: String, _ path: String) -> (String, String) {
-        if let label = context.label { return (label, path) }
-        if prefix.isEmpty || path.isEmpty { return (locator, prefix + path) }
-        return (locator, path.hasPrefix("[") ? prefix + path : "\(prefix).\(path)")
+    func place(_ context: ObjectContext, locator: String, prefix: String, _ path: String) -> (Diagnostic.Subject, String) {
+        if let subject = context.subject { return (subject, path) }
+        if prefix.isEmpty || path.isEmpty { return (.input(locator), prefix + path) }
+        return (.input(locator), path.hasPrefix("[") ? prefix + path : "\(prefix).\(path)")
     }
 
-    mutating func warn(_ object: String, _ field: String, _ message: String) {
-        result.diagnostics.append(Diagnostic(object: object, field: field, message: message, severity: .warning))
+    mutating func warn(_ locator: String, _ field: String, _ message: String) {
+        result.diagnostics.append(Diagnostic(.input(locator), field: field, message: message, severity: .warning))
     }
 }
 
 extension ManifestDecoder {
     /// `metadata.name` and `metadata.namespace` of a namespaced object, validated; records the object's
-    /// diagnostic label (`Service ns/name`) in `context` once both are known good.
-    static func namespacedRef(_ object: Field, kind: String, nameIsLabel: Bool,
+    /// diagnostics' subject (`Service ns/name`) in `context` once both are known good.
+    static func namespacedRef(_ object: Field, subject: (ObjectRef) -> Diagnostic.Subject, nameIsLabel: Bool,
                               _ context: inout ObjectContext) throws(FieldError) -> ObjectRef {
         let metadata = try object.child("metadata")
         let name = try objectName(metadata, isLabel: nameIsLabel)
@@ -194,7 +192,7 @@ extension ManifestDecoder {
             throw namespaceField.fail("namespace \(Field.quote(namespace)) is not \(NameRules.labelRule)")
         }
         let ref = ObjectRef(namespace: namespace, name: name)
-        context.label = "\(kind) \(ref)"
+        context.subject = subject(ref)
         return ref
     }
 
