@@ -200,103 +200,129 @@ struct ServiceCompiler {
         return output
     }
 
+    /// What a Service's settings ask of each of its entry points in one family.
+    private struct Policies {
+        var externalLocal: Bool
+        var internalLocal: Bool
+        /// `jump affinity-tT` for `sessionAffinity: ClientIP`.
+        var affinityTarget: String?
+        /// A LoadBalancer with `loadBalancerSourceRanges`, and its ranges of the family.
+        var firewalled: Bool
+        var sourceRanges: [CIDR]
+        /// kube-proxy's `ExternallyAccessible` (NodePort, LoadBalancer or external IPs): only then does
+        /// externalTrafficPolicy apply.
+        var externallyReachable: Bool
+    }
+
     private func compile(_ service: Service, _ view: ServiceView.FamilyView, family: IPFamily) -> ServiceFragment {
         let n = RulesetNames.self
         var fragment = ServiceFragment()
-        let firewalled = service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty
-        let sourceRanges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
-        let externalLocal = service.externalTrafficPolicy == .local
-        let internalLocal = service.internalTrafficPolicy == .local
-        // kube-proxy's `ExternallyAccessible`: only then does externalTrafficPolicy apply.
-        let externallyReachable =
-            service.type == .nodePort || service.type == .loadBalancer || !service.externalIPs.isEmpty
+        var policies = Policies(
+            externalLocal: service.externalTrafficPolicy == .local, internalLocal: service.internalTrafficPolicy == .local,
+            firewalled: service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty,
+            sourceRanges: CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family }),
+            externallyReachable: service.type == .nodePort || service.type == .loadBalancer || !service.externalIPs.isEmpty)
         // Session affinity: the entry points' verdict-map entries jump to the chain that records the
         // endpoint for this timeout; the chain exists while some Service claims it.
-        var affinityTarget: String?
         if case .clientIP(let timeout) = service.sessionAffinity {
             let chain = n.affinityChain(timeout)
-            affinityTarget = "jump \(chain)"
+            policies.affinityTarget = "jump \(chain)"
             fragment.claim(.affinityTimeout, chain, port: 0, [], chains: [chain: affinityChain(family: family, timeout: timeout)])
         }
         if !service.ports.isEmpty {
             let clusterIP = view.clusterIP.description
             fragment.claim(.clusterIP, clusterIP, port: 0, [.init(set: n.clusterIPs, key: clusterIP, data: "")])
         }
-
+        // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
         for port in view.ports {
-            let index = port.index
-            let endpoints = port.endpoints
             let proto = port.port.protocol.nftName
-            let number = port.port.port
-
-            // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
-            let internalKey = "\(port.clusterIP) . \(proto) . \(number)"
-            let externalKeys = port.externalAddresses.map { (ip: $0, key: "\($0) . \(proto) . \(number)") }
+            let internalKey = "\(port.clusterIP) . \(proto) . \(port.port.port)"
+            let externalKeys = port.externalAddresses.map { (ip: $0, key: "\($0) . \(proto) . \(port.port.port)") }
             let nodePort = port.nodePort.map { "\(proto) . \($0)" }
-            if !endpoints.hasAny {
-                for key in [internalKey] + externalKeys.map(\.key) {
-                    fragment.claim(.vip, key, port: index, [.init(set: n.noEndpointServices, key: key, data: "")])
-                }
-                if let nodePort {
-                    fragment.claim(.nodePort, nodePort, port: index, [.init(set: n.noEndpointNodePorts, key: nodePort, data: "")])
-                }
+            guard port.endpoints.hasAny else {
+                rejectAll(vips: [internalKey] + externalKeys.map(\.key), nodePort: nodePort, port, &fragment)
                 continue
             }
-
-            if internalLocal && endpoints.local.isEmpty { fragment.noLocalEndpoints.internalPolicy += 1 }
-            if externalLocal && externallyReachable && endpoints.local.isEmpty {
-                fragment.noLocalEndpoints.externalPolicy += 1
+            if port.endpoints.local.isEmpty {
+                if policies.internalLocal { fragment.noLocalEndpoints.internalPolicy += 1 }
+                if policies.externalLocal && policies.externallyReachable { fragment.noLocalEndpoints.externalPolicy += 1 }
             }
-
-            // The cluster IP: all endpoints, or with internalTrafficPolicy Local this node's (none: drop).
-            let internalEndpoints = internalLocal ? endpoints.local : endpoints.cluster
-            var clusterIPEntry: [ServiceFragment.Element] = []
-            if internalEndpoints.isEmpty {
-                clusterIPEntry.append(.init(set: n.noLocalEndpointServices, key: internalKey, data: ""))
-            } else {
-                clusterIPEntry += table(internalEndpoints, dispatch: n.serviceVIPs, map: n.backends, entry: internalKey)
-                if let affinityTarget { clusterIPEntry.append(.init(set: n.affinityServices, key: internalKey, data: affinityTarget)) }
-            }
-            fragment.claim(.vip, internalKey, port: index, clusterIPEntry)
-
-            // External and load-balancer IPs: all endpoints (externalTrafficPolicy Cluster, masqueraded);
-            // with Local, external clients get this node's endpoints (none: drop) and keep their address,
-            // while pods and the node itself still get all of them.
+            clusterIPEntry(internalKey, port, policies, &fragment)
             let loadBalancerIPs = Set(port.loadBalancerIPs)
             for external in externalKeys {
-                var elements = table(endpoints.cluster, dispatch: n.serviceVIPs, map: n.backends, entry: external.key)
-                if externalLocal {
-                    elements.append(.init(set: n.externalLocalVIPs, key: external.key, data: ""))
-                    elements += table(endpoints.local, dispatch: n.localVIPs, map: n.localBackends, entry: external.key)
-                } else {
-                    elements.append(.init(set: n.externalVIPs, key: external.key, data: ""))
-                }
-                if let affinityTarget { elements.append(.init(set: n.affinityServices, key: external.key, data: affinityTarget)) }
-                if firewalled && loadBalancerIPs.contains(external.ip) {
-                    elements.append(.init(set: n.firewallVIPs, key: external.key, data: ""))
-                    for range in sourceRanges {
-                        elements.append(.init(set: n.firewallAllow, key: "\(external.key) . \(range)", data: ""))
-                    }
-                }
-                fragment.claim(.vip, external.key, port: index, elements)
+                externalEntry(external.key, isLoadBalancer: loadBalancerIPs.contains(external.ip), port, policies, &fragment)
             }
-            if let nodePort {
-                var elements = table(endpoints.cluster, dispatch: n.serviceNodePorts, map: n.nodePortBackends, entry: nodePort)
-                if externalLocal {
-                    elements.append(.init(set: n.externalLocalNodePorts, key: nodePort, data: ""))
-                    elements += table(endpoints.local, dispatch: n.localNodePorts, map: n.localNodePortBackends, entry: nodePort)
-                } else {
-                    elements.append(.init(set: n.externalNodePorts, key: nodePort, data: ""))
-                }
-                if let affinityTarget { elements.append(.init(set: n.affinityNodePorts, key: nodePort, data: affinityTarget)) }
-                fragment.claim(.nodePort, nodePort, port: index, elements)
-            }
-            for endpoint in Set(endpoints.cluster + endpoints.local) {
+            if let nodePort { nodePortEntry(nodePort, port, policies, &fragment) }
+            for endpoint in Set(port.endpoints.cluster + port.endpoints.local) {
                 let pair = "\(endpoint.address) . \(endpoint.address)"
-                fragment.claim(.hairpin, pair, port: index, [.init(set: n.hairpin, key: pair, data: "")])
+                fragment.claim(.hairpin, pair, port: port.index, [.init(set: n.hairpin, key: pair, data: "")])
             }
         }
         return fragment
+    }
+
+    /// No endpoint ready or serving anywhere: every entry point of the port REJECTs.
+    private func rejectAll(vips: [String], nodePort: String?, _ port: ServicePortView, _ fragment: inout ServiceFragment) {
+        let n = RulesetNames.self
+        for key in vips {
+            fragment.claim(.vip, key, port: port.index, [.init(set: n.noEndpointServices, key: key, data: "")])
+        }
+        if let nodePort {
+            fragment.claim(.nodePort, nodePort, port: port.index, [.init(set: n.noEndpointNodePorts, key: nodePort, data: "")])
+        }
+    }
+
+    /// The cluster IP: all endpoints, or with internalTrafficPolicy Local this node's (none: drop).
+    private func clusterIPEntry(_ key: String, _ port: ServicePortView, _ policies: Policies, _ fragment: inout ServiceFragment) {
+        let n = RulesetNames.self
+        let endpoints = policies.internalLocal ? port.endpoints.local : port.endpoints.cluster
+        var elements: [ServiceFragment.Element] = []
+        if endpoints.isEmpty {
+            elements.append(.init(set: n.noLocalEndpointServices, key: key, data: ""))
+        } else {
+            elements += table(endpoints, dispatch: n.serviceVIPs, map: n.backends, entry: key)
+            if let target = policies.affinityTarget { elements.append(.init(set: n.affinityServices, key: key, data: target)) }
+        }
+        fragment.claim(.vip, key, port: port.index, elements)
+    }
+
+    /// An external or load-balancer IP: all endpoints (externalTrafficPolicy Cluster, masqueraded); with
+    /// Local, external clients get this node's endpoints (none: drop) and keep their address, while pods and
+    /// the node itself still get all of them. A load-balancer IP may be firewalled by source range.
+    private func externalEntry(
+        _ key: String, isLoadBalancer: Bool, _ port: ServicePortView, _ policies: Policies,
+        _ fragment: inout ServiceFragment
+    ) {
+        let n = RulesetNames.self
+        var elements = table(port.endpoints.cluster, dispatch: n.serviceVIPs, map: n.backends, entry: key)
+        if policies.externalLocal {
+            elements.append(.init(set: n.externalLocalVIPs, key: key, data: ""))
+            elements += table(port.endpoints.local, dispatch: n.localVIPs, map: n.localBackends, entry: key)
+        } else {
+            elements.append(.init(set: n.externalVIPs, key: key, data: ""))
+        }
+        if let target = policies.affinityTarget { elements.append(.init(set: n.affinityServices, key: key, data: target)) }
+        if policies.firewalled && isLoadBalancer {
+            elements.append(.init(set: n.firewallVIPs, key: key, data: ""))
+            for range in policies.sourceRanges {
+                elements.append(.init(set: n.firewallAllow, key: "\(key) . \(range)", data: ""))
+            }
+        }
+        fragment.claim(.vip, key, port: port.index, elements)
+    }
+
+    /// The node port: as an external IP, without source ranges.
+    private func nodePortEntry(_ key: String, _ port: ServicePortView, _ policies: Policies, _ fragment: inout ServiceFragment) {
+        let n = RulesetNames.self
+        var elements = table(port.endpoints.cluster, dispatch: n.serviceNodePorts, map: n.nodePortBackends, entry: key)
+        if policies.externalLocal {
+            elements.append(.init(set: n.externalLocalNodePorts, key: key, data: ""))
+            elements += table(port.endpoints.local, dispatch: n.localNodePorts, map: n.localNodePortBackends, entry: key)
+        } else {
+            elements.append(.init(set: n.externalNodePorts, key: key, data: ""))
+        }
+        if let target = policies.affinityTarget { elements.append(.init(set: n.affinityNodePorts, key: key, data: target)) }
+        fragment.claim(.nodePort, key, port: port.index, elements)
     }
 
     /// One entry point's Maglev table over `endpoints`: its entry in the dispatch set for the table's

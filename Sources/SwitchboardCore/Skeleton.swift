@@ -204,9 +204,13 @@ enum Skeleton {
             guard podCIDRs.contains(where: { $0.family == family }) else { return nil }
             return ("\(p) saddr @\(RulesetNames.podCIDRs)", "\(p) saddr != @\(RulesetNames.podCIDRs)")
         case .interfaceNamePrefix(let prefix):
-            return ("iifname \"\(prefix)*\"", "iifname != \"\(prefix)*\"")
+            // Interface names from the configuration are validated (`ProxySettings.checkInterfaceName`);
+            // `nftQuoted` keeps a NodeContext built any other way from breaking out of the string.
+            let pattern = nftQuoted(prefix + "*")
+            return ("iifname \(pattern)", "iifname != \(pattern)")
         case .bridgeInterface(let bridge):
-            return ("iifname \"\(bridge)\"", "iifname != \"\(bridge)\"")
+            let name = nftQuoted(bridge)
+            return ("iifname \(name)", "iifname != \(name)")
         }
     }
 }
