@@ -1,3 +1,4 @@
+import Logging
 import NFTModel
 import SwitchboardCore
 
@@ -23,6 +24,29 @@ public enum AffinityCleanup {
         return commands.reduce(0) { total, command in
             if case .deleteElements(_, _, let keys) = command { return total + keys.count }
             return total
+        }
+    }
+}
+
+/// Runs `AffinityCleanup` after every successful sync, against the ruleset the sync applied, when some
+/// entry point has session affinity. The controller always follows with it, ahead of the other followers.
+/// A failure is logged and counted (`kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total`); the
+/// next sync tries again.
+struct AffinityCleaner: SyncFollower {
+    let backend: any NFTablesBackend
+    let metrics: AgentMetrics
+    let logger: Logger
+
+    func synced(_ state: ClusterState, changed: Set<ObjectRef>?) async {}
+
+    func synced(_ state: ClusterState, changed: Set<ObjectRef>?, applied: Ruleset) async {
+        guard applied.tables.values.contains(where: \.hasSessionAffinity) else { return }
+        do {
+            let deleted = try await AffinityCleanup.run(desired: applied, backend: backend)
+            if deleted > 0 { logger.debug("deleted stale session-affinity entries", metadata: ["count": "\(deleted)"]) }
+        } catch {
+            metrics.countNFTablesCleanupFailure()
+            logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
         }
     }
 }

@@ -23,12 +23,21 @@ public struct SyncReport: Hashable, Sendable {
     public var succeeded: Bool { error == nil }
 }
 
-/// Work that follows every successful sync, on the controller's task, in order: the per-Service
-/// health-check servers, conntrack cleanup, the ipset export. Each gets the cluster state whose rules
-/// are now in the kernel and the Services that may have changed since its previous call (nil: any of
-/// them, e.g. after a full sync). A follower keeps whatever it needs of the previous state itself.
+/// Work that follows every successful sync, on the controller's task, in order: session-affinity
+/// cleanup (always, first), the per-Service health-check servers, conntrack cleanup, the ipset export.
+/// Each gets the cluster state whose rules are now in the kernel, the Services that may have changed
+/// since its previous call (nil: any of them, e.g. after a full sync) and the ruleset now applied. A
+/// follower keeps whatever it needs of the previous state itself.
 public protocol SyncFollower: Sendable {
     func synced(_ state: ClusterState, changed: Set<ObjectRef>?) async
+    /// The same, with the ruleset the sync applied. By default, `synced(_:changed:)`.
+    func synced(_ state: ClusterState, changed: Set<ObjectRef>?, applied: Ruleset) async
+}
+
+extension SyncFollower {
+    public func synced(_ state: ClusterState, changed: Set<ObjectRef>?, applied: Ruleset) async {
+        await synced(state, changed: changed)
+    }
 }
 
 /// The node agent's control loop: keeps our nftables tables equal to what the cluster asks for.
@@ -81,7 +90,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         followers: [any SyncFollower] = [],
         onSync: (@Sendable (SyncReport) -> Void)? = nil
     ) {
-        self.followers = followers
+        self.followers = [AffinityCleaner(backend: backend, metrics: metrics, logger: logger)] + followers
         self.source = source
         self.backend = backend
         self.node = node
@@ -320,17 +329,10 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         } else {
             metrics.recordSync(
                 kind, succeeded: true, duration: duration, finishedAt: finishedAt, applied: run.compiler.ruleset)
-            if run.compiler.ruleset.tables.values.contains(where: \.hasSessionAffinity) {
-                do {
-                    let deleted = try await AffinityCleanup.run(desired: run.compiler.ruleset, backend: backend)
-                    if deleted > 0 { logger.debug("deleted stale session-affinity entries", metadata: ["count": "\(deleted)"]) }
-                } catch {
-                    metrics.countNFTablesCleanupFailure()
-                    logger.debug("session-affinity cleanup failed; retried after the next sync", metadata: ["error": "\(error)"])
-                }
-            }
             let followed: Set<ObjectRef>? = kind == .full ? nil : run.tracker.dirty
-            for follower in followers { await follower.synced(run.tracker.state, changed: followed) }
+            for follower in followers {
+                await follower.synced(run.tracker.state, changed: followed, applied: run.compiler.ruleset)
+            }
             for triggered in run.tracker.committed() {
                 metrics.observeNetworkProgramming(seconds: finishedAt.timeIntervalSince(triggered))
             }
