@@ -16,24 +16,10 @@ public struct ScratchNamespace: Sendable, Hashable {
 
     public static let ipPath = "/usr/sbin/ip"
 
-    /// Why scratch namespaces cannot be made here (not root, no `ip`, or `SWITCHBOARD_SKIP_PRIVILEGED`
-    /// set), or nil when they can. Probed once per process; tests print it when they skip. Needs less
-    /// than `Skip.privilegedTestsAvailable` (no veth, bridge or Python): only `ip netns add`.
-    public static let unavailableReason: String? = {
-        let skip = ProcessInfo.processInfo.environment["SWITCHBOARD_SKIP_PRIVILEGED"]
-        if let value = skip, !value.isEmpty, value != "0" {
-            return "SWITCHBOARD_SKIP_PRIVILEGED=\(value)"
-        }
-        guard geteuid() == 0 else { return "not running as root (network namespaces need CAP_SYS_ADMIN)" }
-        guard FileManager.default.isExecutableFile(atPath: ipPath) else { return "\(ipPath) is missing" }
-        do {
-            let probe = try ScratchNamespace.create(purpose: "probe")
-            probe.delete()
-            return nil
-        } catch {
-            return "`ip netns add` does not work here: \(error)"
-        }
-    }()
+    /// Why scratch namespaces cannot be made here, or nil when they can: the one probe of the tests,
+    /// `Skip.privilegedTestsUnavailableReason` (root, `ip`, Python, a namespace with a veth pair and a bridge,
+    /// and `SWITCHBOARD_SKIP_PRIVILEGED` unset), probed once per process.
+    public static var unavailableReason: String? { Skip.privilegedTestsUnavailableReason }
 
     public static var isAvailable: Bool { unavailableReason == nil }
 
