@@ -34,8 +34,11 @@ let package = Package(
         // Pure network vocabulary shared by the Kubernetes side and the kernel side: addresses, prefixes,
         // IP families, L4 protocols, conntrack filters and the `ConntrackBackend` protocol.
         .target(name: "NetworkTypes"),
-        // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
+        // Pure nftables IR: render, plan transactions; the `NFTablesBackend` protocol.
         .target(name: "NFTModel"),
+        // Pure: the kernel's JSON listing (`nft -j list`) read back into NFTModel's IR. Only what reads the
+        // kernel's state needs it (Netfilter, `switchboard diff`), never the agent.
+        .target(name: "NFTListing", dependencies: ["NFTModel"]),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
         .target(
             name: "SwitchboardCore",
@@ -72,7 +75,7 @@ let package = Package(
         // for the conntrack filters and their addresses; nothing of the Kubernetes side.
         .target(
             name: "Netfilter",
-            dependencies: ["NFTModel", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
+            dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
@@ -81,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardCore", "NetworkTypes", "NFTModel", "Netfilter", "KubeAPI", "SwitchboardAgent",
+                "SwitchboardCore", "NetworkTypes", "NFTModel", "NFTListing", "Netfilter", "KubeAPI", "SwitchboardAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -107,8 +110,11 @@ let package = Package(
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"]),
         // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
-        .testTarget(name: "NFTModelTests", dependencies: ["SwitchboardTestTraits", "NFTModel", "SwitchboardTesting"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "NFTListingTests", dependencies: ["SwitchboardTestTraits", "NFTListing", "NFTModel", "SwitchboardTesting"],
+            resources: [.copy("Fixtures")]),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardTestTraits", "SwitchboardCore", "NetworkTypes", "NFTModel", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
         .testTarget(
