@@ -31,10 +31,18 @@ let package = Package(
         .systemLibrary(name: "CIPSet", pkgConfig: "libipset", providers: [.apt(["libipset-dev"])]),
         // libnftnl + libmnl: set elements written as nf_tables netlink batches (NetlinkSetElements).
         .systemLibrary(name: "CNFTNL", pkgConfig: "libnftnl", providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
-        // Pure nftables IR: render, parse the kernel's JSON listing, plan transactions.
+        // Pure network vocabulary shared by the Kubernetes side and the kernel side: addresses, prefixes,
+        // IP families, L4 protocols, conntrack filters and the `ConntrackBackend` protocol.
+        .target(name: "NetworkTypes"),
+        // Pure nftables IR: render, plan transactions; the `NFTablesBackend` protocol.
         .target(name: "NFTModel"),
+        // Pure: the kernel's JSON listing (`nft -j list`) read back into NFTModel's IR. Only what reads the
+        // kernel's state needs it (Netfilter, `switchboard diff`), never the agent.
+        .target(name: "NFTListing", dependencies: ["NFTModel"]),
         // Pure Kubernetes side: objects, ClusterState, compiler, Maglev.
-        .target(name: "SwitchboardCore", dependencies: ["NFTModel", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "SwitchboardCore",
+            dependencies: ["NetworkTypes", "NFTModel", .product(name: "Yams", package: "Yams")]),
         // The Kubernetes API: kubeconfig / in-cluster auth, list + watch.
         .target(
             name: "KubeAPI",
@@ -47,24 +55,27 @@ let package = Package(
             ]
         ),
         // The node agent: controller loop, health / metrics servers. It reaches the kernel only through
-        // NFTModel's protocols, so it builds (and its tests run) without the C libraries.
+        // protocols (NFTModel's `NFTablesBackend`, NetworkTypes' `ConntrackBackend`, ...), so it builds (and its
+        // tests run) without the C libraries.
         .target(
             name: "SwitchboardAgent",
             dependencies: [
-                "SwitchboardCore", "NFTModel", "KubeAPI",
+                "SwitchboardCore", "NetworkTypes", "NFTModel", "KubeAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `UnixSignal` (the signals that end `Agent.run`), from ServiceLifecycle's own package.
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The kernel: libnftables, libnftnl, libnetfilter_conntrack and libipset in-process. SwitchboardCore
-        // (pure) for the conntrack filters' addresses.
+        // The kernel: libnftables, libnftnl, libnetfilter_conntrack and libipset in-process. NetworkTypes (pure)
+        // for the conntrack filters and their addresses; nothing of the Kubernetes side.
         .target(
             name: "Netfilter",
-            dependencies: ["NFTModel", "SwitchboardCore", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
+            dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
         .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
@@ -73,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardCore", "NFTModel", "Netfilter", "KubeAPI", "SwitchboardAgent",
+                "SwitchboardCore", "NetworkTypes", "NFTModel", "NFTListing", "Netfilter", "KubeAPI", "SwitchboardAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -88,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard-bench",
             dependencies: [
-                "BenchKit", "SwitchboardCore", "NFTModel", "Netfilter", "SwitchboardTesting",
+                "BenchKit", "SwitchboardCore", "NetworkTypes", "NFTModel", "Netfilter", "SwitchboardTesting",
                 "SwitchboardAgent", "KubeAPI",
                 // Churn and peer runs: the controller's logger, and writes to the API server.
                 .product(name: "Logging", package: "swift-log"),
@@ -98,16 +109,27 @@ let package = Package(
             ],
             path: "bench/Sources/switchboard-bench"
         ),
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"]),
         // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
-        .testTarget(name: "NFTModelTests", dependencies: ["SwitchboardTestTraits", "NFTModel", "SwitchboardTesting"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardTestTraits", "SwitchboardCore", "NFTModel", "SwitchboardTesting"],
+        .testTarget(
+            name: "NFTListingTests", dependencies: ["SwitchboardTestTraits", "NFTListing", "NFTModel", "SwitchboardTesting"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardTestTraits", "SwitchboardCore", "NetworkTypes", "NFTModel", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "SwitchboardAgentTests", dependencies: ["SwitchboardTestTraits", "SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore"]),
+        .testTarget(
+            name: "SwitchboardAgentTests",
+            dependencies: [
+                "SwitchboardTestTraits", "SwitchboardAgent", "SwitchboardTesting", "NFTModel", "SwitchboardCore",
+                "NetworkTypes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "KubeAPITests", dependencies: ["SwitchboardTestTraits", "KubeAPI", "SwitchboardCore", "SwitchboardTesting"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "NetfilterTests", dependencies: ["SwitchboardTestTraits", "Netfilter", "NFTModel", "SwitchboardCore", "SwitchboardTesting"]),
+        .testTarget(name: "NetfilterTests", dependencies: ["SwitchboardTestTraits", "Netfilter", "NFTModel", "NetworkTypes", "SwitchboardCore", "SwitchboardTesting"]),
         .testTarget(name: "BenchKitTests", dependencies: ["BenchKit"], path: "bench/Tests/BenchKitTests"),
-        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTestTraits", "SwitchboardTesting", "NFTModel", "SwitchboardCore", "Netfilter"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["SwitchboardTestTraits", "SwitchboardTesting", "NFTModel", "NetworkTypes", "SwitchboardCore", "Netfilter"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,13 +21,14 @@ case $target in
         sources=(Sources/SwitchboardCore/GoDuration.swift)
         seeds=Tests/SwitchboardCoreTests/Fixtures/fuzz/go-duration ;;
     nft-json)
+        # NFTListing's sources with the NFTModel ones they import, as one module.
         module=NFTModel
-        sources=(Sources/NFTModel/*.swift)
-        seeds=Tests/NFTModelTests/Fixtures/fuzz/nft-json ;;
+        sources=(Sources/NFTModel/*.swift Sources/NFTListing/*.swift)
+        seeds=Tests/NFTListingTests/Fixtures/fuzz/nft-json ;;
     *) echo "unknown target $target (json, go-duration, nft-json)" >&2; exit 2 ;;
 esac
 out=.build-libfuzzer
 mkdir -p "$out/corpus-$target"
-swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name "$module" \
+swiftc -O -g -sanitize=fuzzer,address -parse-as-library -module-name "$module" -package-name switchboard \
     "${sources[@]}" "scripts/libfuzzer/$target.swift" -o "$out/$target"
 exec "$out/$target" -max_len=65536 "$out/corpus-$target" "$seeds" "$@"

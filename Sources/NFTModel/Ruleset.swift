@@ -47,7 +47,7 @@ public struct BaseChain: Hashable, Sendable {
 
 /// One rule, held as the canonical text that `nft list` prints for it.
 ///
-/// The compiler writes rules in exactly the kernel's listing form and the JSON parser turns the
+/// The compiler writes rules in exactly the kernel's listing form and the JSON parser (NFTListing) turns the
 /// kernel's listing back into the same form, so "is this chain what we want" is a string comparison.
 public struct Rule: Hashable, Sendable, ExpressibleByStringInterpolation, CustomStringConvertible {
     public var text: String

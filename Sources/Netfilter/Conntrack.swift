@@ -1,6 +1,6 @@
 import CNetfilterConntrack
 import Foundation
-import SwitchboardCore
+import NetworkTypes
 
 #if canImport(Glibc)
 import Glibc

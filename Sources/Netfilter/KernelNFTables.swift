@@ -1,3 +1,4 @@
+import NFTListing
 import NFTModel
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import NFTModel
+import NetworkTypes
 import Prometheus
 import SwitchboardCore
 

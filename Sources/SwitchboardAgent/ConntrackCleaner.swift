@@ -1,4 +1,5 @@
 import Logging
+import NetworkTypes
 import Synchronization
 import SwitchboardCore
 

@@ -1,4 +1,5 @@
 import Logging
+import NetworkTypes
 import NIOCore
 import NIOPosix
 import ServiceLifecycle

@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// The compiler's output: the desired ruleset and what was skipped or ignored, and why.

@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// What stale-conntrack cleanup remembers of the cluster between syncs: for each UDP and SCTP service

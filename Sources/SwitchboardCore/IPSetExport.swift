@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// kube-proxy's IPVS-mode ipsets (`pkg/proxy/ipvs/ipset.go`), with its names, types and meaning, so that

@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// The compiler the agent keeps between syncs: holds the desired ruleset and what each Service

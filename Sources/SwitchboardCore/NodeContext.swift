@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// What the compiler needs to know about the node it compiles for, besides the cluster.

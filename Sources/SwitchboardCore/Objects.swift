@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// The Kubernetes objects Switchboard reads, reduced to the fields that decide packet handling.
 /// Decoding (JSON/YAML, v1 and v1beta1) lives in `Decoding/`; everything here is a plain value.
 
@@ -14,25 +16,6 @@ public struct ObjectRef: Hashable, Sendable, Comparable, CustomStringConvertible
     public var description: String { "\(namespace)/\(name)" }
 
     public static func < (a: ObjectRef, b: ObjectRef) -> Bool { (a.namespace, a.name) < (b.namespace, b.name) }
-}
-
-public enum IPFamily: String, Hashable, Sendable, CaseIterable, Comparable {
-    case v4 = "IPv4"
-    case v6 = "IPv6"
-
-    public static func < (a: IPFamily, b: IPFamily) -> Bool { a.rawValue < b.rawValue }
-}
-
-/// An L4 protocol as Kubernetes spells it.
-public enum L4Protocol: String, Hashable, Sendable, CaseIterable, Comparable {
-    case tcp = "TCP"
-    case udp = "UDP"
-    case sctp = "SCTP"
-
-    /// nft's name (`inet_proto` values, `meta l4proto`).
-    public var nftName: String { rawValue.lowercased() }
-
-    public static func < (a: L4Protocol, b: L4Protocol) -> Bool { a.rawValue < b.rawValue }
 }
 
 /// A Service's `targetPort`: a number, or a name resolved per endpoint through the slice's ports.

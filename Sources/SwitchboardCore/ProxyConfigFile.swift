@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// kube-proxy's config file (`--config`): a `kubeproxy.config.k8s.io/v1alpha1` `KubeProxyConfiguration`,
 /// YAML or JSON, plus Switchboard's own settings in an optional second document
 /// (`apiVersion: switchboard.dev/v1alpha1`, `kind: SwitchboardConfiguration`) of the same YAML stream

@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// The settings kube-proxy takes as flags or from its config file, each nil when that source does not
 /// give it. Flags and the file each produce one value; `overriding(_:)` layers them with kube-proxy's
 /// precedence (a flag given on the command line wins over the file), and what is still nil afterwards

@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// One Service as this node serves it, resolved once from the Service, its EndpointSlices and the node:
 /// which families serve it, where its traffic enters (VIPs and node port per port) and which endpoints
 /// each kind of traffic may reach, and why. Pure.

@@ -1,3 +1,4 @@
+import NetworkTypes
 import NFTModel
 
 /// Each family's table. Its chains and sets are fixed (the Maglev chains and dispatch sets exist for

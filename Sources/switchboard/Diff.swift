@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NFTListing
 import NFTModel
 import KubeAPI
 import Netfilter

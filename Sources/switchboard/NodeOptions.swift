@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NetworkTypes
 import NFTModel
 import SwitchboardCore
 

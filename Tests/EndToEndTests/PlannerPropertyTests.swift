@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 import NFTModel
 import Netfilter
 import SwitchboardCore
@@ -748,7 +749,7 @@ private struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-private typealias Family4or6 = SwitchboardCore.IPFamily
+private typealias Family4or6 = NetworkTypes.IPFamily
 
 private func v4(_ a: Int, _ b: Int, _ c: Int, _ d: Int) -> IPAddress {
     IPAddress(family: .v4, bytes: [a, b, c, d].map { UInt8($0) })

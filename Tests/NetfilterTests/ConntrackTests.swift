@@ -1,5 +1,6 @@
 import Foundation
 import Netfilter
+import NetworkTypes
 import SwitchboardCore
 import SwitchboardTesting
 import Testing

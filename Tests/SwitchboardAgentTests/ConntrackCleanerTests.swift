@@ -1,4 +1,5 @@
 import Logging
+import NetworkTypes
 import SwitchboardCore
 import Synchronization
 import Testing

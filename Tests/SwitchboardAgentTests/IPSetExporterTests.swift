@@ -1,4 +1,5 @@
 import Logging
+import NetworkTypes
 import NFTModel
 import SwitchboardCore
 import SwitchboardTesting

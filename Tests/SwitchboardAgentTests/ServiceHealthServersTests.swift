@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 import ServiceLifecycle
 import SwitchboardCore
 import Testing

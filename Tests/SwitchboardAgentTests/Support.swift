@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NetworkTypes
 import NFTModel
 import SwitchboardCore
 import SwitchboardTesting

@@ -1,3 +1,4 @@
+import NetworkTypes
 import SwitchboardCore
 import Testing
 

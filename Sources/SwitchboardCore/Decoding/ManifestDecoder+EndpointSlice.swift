@@ -1,3 +1,5 @@
+import NetworkTypes
+
 extension ManifestDecoder {
     /// The label that ties a slice to its Service.
     static let serviceNameLabel = "kubernetes.io/service-name"

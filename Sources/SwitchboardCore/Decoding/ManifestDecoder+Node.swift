@@ -1,3 +1,5 @@
+import NetworkTypes
+
 extension ManifestDecoder {
     /// A `v1 Node`.
     ///

@@ -1,3 +1,5 @@
+import NetworkTypes
+
 extension ManifestDecoder {
     /// A `v1 Service`. Any malformed field skips the whole Service: a Service decoded without one of its ports
     /// or addresses would silently serve something other than what was asked for.

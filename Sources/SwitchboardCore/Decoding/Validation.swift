@@ -1,3 +1,5 @@
+import NetworkTypes
+
 /// Kubernetes' syntax rules for the names Switchboard reads, as `k8s.io/apimachinery/pkg/util/validation`
 /// states them. Every name that can reach a rule comment or a log passes one of these first.
 enum NameRules {

@@ -1,5 +1,6 @@
 import BenchKit
 import Foundation
+import NetworkTypes
 import NFTModel
 import Netfilter
 import SwitchboardCore

@@ -1,5 +1,6 @@
 import BenchKit
 import Foundation
+import NetworkTypes
 import SwitchboardCore
 import SwitchboardTesting
 

@@ -1,4 +1,5 @@
 import BenchKit
+import NetworkTypes
 import SwitchboardCore
 
 /// A synthetic cluster: S Services with one TCP port each and E endpoints each, on one node.

@@ -1,12 +1,13 @@
 import Foundation
+import NFTListing
 import NFTModel
 import Testing
 import SwitchboardTestTraits
 
-// Fixtures (Tests/NFTModelTests/Fixtures), captured from the kernel in a scratch network namespace:
+// Fixtures (Tests/NFTListingTests/Fixtures), captured from the kernel in a scratch network namespace:
 // - listing-forms.nft: every statement and element form the parser knows (ip, ip6, inet) plus tables of
 //   other families; listing-forms.txt / .json are `nft list ruleset` / `nft -j list ruleset` after
-//   loading it (regenerate with `sudo Tests/NFTModelTests/Fixtures/capture.sh`).
+//   loading it (regenerate with `sudo Tests/NFTListingTests/Fixtures/capture.sh`).
 // - roundtrip.nft is `roundTripRuleset().script`, roundtrip.json the kernel's listing after loading it
 //   (regenerate as root with `SWITCHBOARD_UPDATE_FIXTURES=1 swift test --filter JSONListingTests`).
 // The tests marked "needs root" repeat both checks live against this machine's kernel.

@@ -2,8 +2,8 @@
 # Regenerates the kernel listings next to each *.nft script in this folder: for X.nft, loads it into
 # a scratch network namespace and writes X.txt (`nft list ruleset`) and X.json (`nft -j list ruleset`).
 # Needs root, iproute2 and nft; never touches the host's ruleset.
-#   sudo Tests/NFTModelTests/Fixtures/capture.sh [X.nft ...]
-# roundtrip.nft is written by the NFTModel tests (JSONListingTests, with SWITCHBOARD_UPDATE_FIXTURES=1).
+#   sudo Tests/NFTListingTests/Fixtures/capture.sh [X.nft ...]
+# roundtrip.nft is written by the NFTListing tests (JSONListingTests, with SWITCHBOARD_UPDATE_FIXTURES=1).
 set -eu
 cd "$(dirname "$0")"
 [ $# -gt 0 ] || set -- *.nft

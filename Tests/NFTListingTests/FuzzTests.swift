@@ -1,4 +1,5 @@
 import Foundation
+import NFTListing
 import NFTModel
 import SwitchboardTesting
 import Testing

@@ -1,3 +1,5 @@
+import NFTModel
+
 extension Ruleset {
     /// Reads the kernel's JSON listing (`nft -j list ruleset`, `nft -j list table ip switchboard`;
     /// libnftables 1.0.6, JSON schema 1) back into the IR.
