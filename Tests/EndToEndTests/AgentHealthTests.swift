@@ -19,16 +19,7 @@ struct AgentHealthTests {
 
     @Test("ToBeDeletedByClusterAutoscaler taint → 503, removed → 200, Node deleted (finalizer, then gone) → 503; a scrape")
     func nodeEligibilityAndMetrics() async throws {
-        try await withTopology(Self.topology) { net in
-            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
-            do {
-                try await scenario(net, plane)
-            } catch {
-                await plane.stop()
-                throw error
-            }
-            await plane.stop()
-        }
+        try await withControlPlane(in: Self.topology) { net, plane in try await scenario(net, plane) }
     }
 
     /// A GET in the node's namespace: status ("000": no connection) and body.

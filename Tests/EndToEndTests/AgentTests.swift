@@ -7,6 +7,23 @@ import SwitchboardTestTraits
 
 /// The real control plane of ../shared/k8s (kube-apiserver v1.20.2 + etcd), started inside the node's
 /// namespace so the agent reaches it at 127.0.0.1, as its README describes.
+/// `builder`'s topology with the control plane started in its node `node`; both are gone afterwards,
+/// whatever happens.
+func withControlPlane(
+    in builder: Topology.Builder, node: String = "n1", _ body: (Topology, ControlPlane) async throws -> Void
+) async throws {
+    try await withTopology(builder) { net in
+        let plane = try await ControlPlane.start(in: net.node(node).namespace)
+        do {
+            try await body(net, plane)
+        } catch {
+            await plane.stop()
+            throw error
+        }
+        await plane.stop()
+    }
+}
+
 struct ControlPlane {
     let directory: URL
     let namespace: String
@@ -168,16 +185,7 @@ struct AgentTests {
 
     /// A topology with the control plane in its node n1; both are gone afterwards, whatever happens.
     private func withNodeAndControlPlane(_ body: (Topology, ControlPlane) async throws -> Void) async throws {
-        try await withTopology(Self.topology) { net in
-            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
-            do {
-                try await body(net, plane)
-            } catch {
-                await plane.stop()
-                throw error
-            }
-            await plane.stop()
-        }
+        try await withControlPlane(in: Self.topology, body)
     }
 
     @Test("Services through the API: create, move, delete; API restart, agent restart, drift repair, healthz, metrics")

@@ -138,16 +138,7 @@ struct ConntrackApplyTests {
 struct ConntrackAgentTests {
     @Test("server pod cycles behind a ClusterIP: the fixed-port UDP flow reaches the new pod")
     func udpTrafficSurvivesPodCycle() async throws {
-        try await withTopology(UDPFlow.topology) { net in
-            let plane = try await ControlPlane.start(in: net.node("n1").namespace)
-            do {
-                try await scenario(net, plane)
-            } catch {
-                await plane.stop()
-                throw error
-            }
-            await plane.stop()
-        }
+        try await withControlPlane(in: UDPFlow.topology) { net, plane in try await scenario(net, plane) }
     }
 
     private func scenario(_ net: Topology, _ plane: ControlPlane) async throws {
