@@ -287,22 +287,53 @@ struct ServiceCompiler {
         fragment.claim(.vip, key, port: port.index, elements)
     }
 
-    /// An external or load-balancer IP: all endpoints (externalTrafficPolicy Cluster, masqueraded); with
-    /// Local, external clients get this node's endpoints (none: drop) and keep their address, while pods and
-    /// the node itself still get all of them. A load-balancer IP may be firewalled by source range.
+    /// The sets an external entry point's elements go to: an external or load-balancer IP's, or a node port's.
+    private struct ExternalSets: Sendable {
+        var dispatch: @Sendable (Int) -> String
+        var map: String
+        /// `externalTrafficPolicy: Cluster`: masqueraded.
+        var cluster: String
+        /// `externalTrafficPolicy: Local`: the mark, and the table over this node's endpoints.
+        var local: String
+        var localDispatch: @Sendable (Int) -> String
+        var localMap: String
+        var affinity: String
+
+        static let vip = ExternalSets(
+            dispatch: RulesetNames.serviceVIPs, map: RulesetNames.backends, cluster: RulesetNames.externalVIPs,
+            local: RulesetNames.externalLocalVIPs, localDispatch: RulesetNames.localVIPs,
+            localMap: RulesetNames.localBackends, affinity: RulesetNames.affinityServices)
+        static let nodePort = ExternalSets(
+            dispatch: RulesetNames.serviceNodePorts, map: RulesetNames.nodePortBackends,
+            cluster: RulesetNames.externalNodePorts, local: RulesetNames.externalLocalNodePorts,
+            localDispatch: RulesetNames.localNodePorts, localMap: RulesetNames.localNodePortBackends,
+            affinity: RulesetNames.affinityNodePorts)
+    }
+
+    /// An external entry point: all endpoints (externalTrafficPolicy Cluster, masqueraded); with Local,
+    /// external clients get this node's endpoints (none: drop) and keep their address, while pods and the
+    /// node itself still get all of them.
+    private func externalElements(
+        _ key: String, _ sets: ExternalSets, _ port: ServicePortView, _ policies: Policies
+    ) -> [ServiceFragment.Element] {
+        var elements = table(port.endpoints.cluster, dispatch: sets.dispatch, map: sets.map, entry: key)
+        if policies.externalLocal {
+            elements.append(.init(set: sets.local, key: key, data: ""))
+            elements += table(port.endpoints.local, dispatch: sets.localDispatch, map: sets.localMap, entry: key)
+        } else {
+            elements.append(.init(set: sets.cluster, key: key, data: ""))
+        }
+        if let target = policies.affinityTarget { elements.append(.init(set: sets.affinity, key: key, data: target)) }
+        return elements
+    }
+
+    /// An external or load-balancer IP; a load-balancer IP may be firewalled by source range.
     private func externalEntry(
         _ key: String, isLoadBalancer: Bool, _ port: ServicePortView, _ policies: Policies,
         _ fragment: inout ServiceFragment
     ) {
         let n = RulesetNames.self
-        var elements = table(port.endpoints.cluster, dispatch: n.serviceVIPs, map: n.backends, entry: key)
-        if policies.externalLocal {
-            elements.append(.init(set: n.externalLocalVIPs, key: key, data: ""))
-            elements += table(port.endpoints.local, dispatch: n.localVIPs, map: n.localBackends, entry: key)
-        } else {
-            elements.append(.init(set: n.externalVIPs, key: key, data: ""))
-        }
-        if let target = policies.affinityTarget { elements.append(.init(set: n.affinityServices, key: key, data: target)) }
+        var elements = externalElements(key, .vip, port, policies)
         if policies.firewalled && isLoadBalancer {
             elements.append(.init(set: n.firewallVIPs, key: key, data: ""))
             for range in policies.sourceRanges {
@@ -314,16 +345,7 @@ struct ServiceCompiler {
 
     /// The node port: as an external IP, without source ranges.
     private func nodePortEntry(_ key: String, _ port: ServicePortView, _ policies: Policies, _ fragment: inout ServiceFragment) {
-        let n = RulesetNames.self
-        var elements = table(port.endpoints.cluster, dispatch: n.serviceNodePorts, map: n.nodePortBackends, entry: key)
-        if policies.externalLocal {
-            elements.append(.init(set: n.externalLocalNodePorts, key: key, data: ""))
-            elements += table(port.endpoints.local, dispatch: n.localNodePorts, map: n.localNodePortBackends, entry: key)
-        } else {
-            elements.append(.init(set: n.externalNodePorts, key: key, data: ""))
-        }
-        if let target = policies.affinityTarget { elements.append(.init(set: n.affinityNodePorts, key: key, data: target)) }
-        fragment.claim(.nodePort, key, port: port.index, elements)
+        fragment.claim(.nodePort, key, port: port.index, externalElements(key, .nodePort, port, policies))
     }
 
     /// One entry point's Maglev table over `endpoints`: its entry in the dispatch set for the table's
