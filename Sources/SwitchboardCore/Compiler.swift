@@ -82,8 +82,11 @@ public enum RulesetNames {
     public static let canaryElement = "1"
     /// The packet-mark bit that asks nat postrouting to masquerade (kube-proxy's bit).
     public static let masqueradeMark = "0x00004000"
-    /// The fixed jhash seed: every node hashes a flow to the same Maglev slot.
-    public static let jhashSeed = "0x5b1e0c1d"
+    /// The fixed jhash seed (`FlowHash.seed`): every node hashes a flow to the same Maglev slot.
+    public static let jhashSeed: String = {
+        let hex = String(FlowHash.seed, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - hex.count) + hex
+    }()
     /// Sets the skeleton fills itself; every other set's elements come from Services (or, for
     /// `affinity`, from the packet path).
     static let skeletonFilledSets: Set<String> = [podCIDRs, nodePortAddresses, canary]

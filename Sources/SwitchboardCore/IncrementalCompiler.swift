@@ -167,7 +167,7 @@ public struct IncrementalCompiler: Sendable {
     private mutating func resolve(_ key: ClaimKey, in id: TableID) {
         let claims = claimants[id]?[key] ?? [:]
         if claims.isEmpty { claimants[id]?[key] = nil }
-        let winner = claims.keys.min()
+        let winner = Self.winner(claims.keys)
         let claim = winner.map { claims[$0]! }
         conflicts[id]?[key] = nil
         if holders[id]?[key] != claim {
@@ -197,6 +197,22 @@ public struct IncrementalCompiler: Sendable {
                 .service(loser), field: "spec.ports[\(claims[loser]!.portIndex)]",
                 message: "\(key.key) is already used by Service \(winner); ignored")
         }
+    }
+
+    /// Of the Services claiming one entry, the one that holds it: the first in name order.
+    private static func winner(_ claimants: some Sequence<ObjectRef>) -> ObjectRef? { claimants.min() }
+
+    /// Who claims an entry point of `family`'s table: the VIP port `address . proto . port`, or with
+    /// `address` nil the node port `proto . port`. The holder's elements are in `ruleset`; the others'
+    /// claims are ignored (each has a diagnostic). Both empty when no Service claims it.
+    public func claimants(
+        _ family: IPFamily, address: IPAddress?, _ proto: L4Protocol, port: Int
+    ) -> (holder: ObjectRef?, others: [ObjectRef]) {
+        let key = address.map { ClaimKey(space: .vip, key: "\($0) . \(proto.nftName) . \(port)") }
+            ?? ClaimKey(space: .nodePort, key: "\(proto.nftName) . \(port)")
+        let refs = claimants[node.tableID(family)]?[key].map { Array($0.keys) } ?? []
+        let holder = Self.winner(refs)
+        return (holder, refs.filter { $0 != holder }.sorted())
     }
 
     // MARK: - Recording changes
@@ -264,7 +280,7 @@ public struct IncrementalCompiler: Sendable {
 
     /// Where pod traffic comes from: `--cluster-cidr`, or with `--detect-local-mode NodeCIDR` this
     /// node's `podCIDRs`; the interface modes need none.
-    private func podCIDRs(_ state: ClusterState) -> [CIDR] {
+    func podCIDRs(_ state: ClusterState) -> [CIDR] {
         switch node.localDetection {
         case .clusterCIDR: return node.clusterCIDRs
         case .nodeCIDR: return state.nodes[node.nodeName]?.podCIDRs ?? []
@@ -273,7 +289,7 @@ public struct IncrementalCompiler: Sendable {
     }
 
     /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
-    private func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [String] {
+    func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [String] {
         if !node.nodePortAddresses.isEmpty {
             return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
         }

@@ -2,9 +2,7 @@ import ArgumentParser
 import Foundation
 import NFTListing
 import NFTModel
-import KubeAPI
 import Netfilter
-import SwitchboardAgent
 import SwitchboardCore
 
 struct Diff: AsyncParsableCommand {
@@ -75,26 +73,9 @@ struct Diff: AsyncParsableCommand {
     private func compileSource() async throws -> (CompileResult, NodeContext) {
         guard let kubeconfig else { return try compileInput(input, node) }
         let context = try node.nodeContext(node.settings())
-        let snapshot: (objects: [KubeObject], diagnostics: [Diagnostic])
-        do {
-            let config = try KubeConfig.load(kubeconfigPath: kubeconfig)
-            if let warning = config.insecureWarning {
-                FileHandle.standardError.write(Data("switchboard: warning: \(warning)\n".utf8))
-            }
-            // One shot: a connection that fails (a refused certificate, nothing listening) is reported at once.
-            let client = try KubeClient(config: config, options: .init(retryConnections: false))
-            do {
-                snapshot = try await client.snapshot(nodeName: context.nodeName)
-                try await client.shutdown()
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
-        } catch {
-            throw CLIError("reading the cluster: \(error)")
-        }
-        let result = compile(ClusterState(snapshot.objects), for: context)
-        printDiagnostics(snapshot.diagnostics + result.diagnostics)
+        let (state, diagnostics) = try await readCluster(kubeconfig: kubeconfig, nodeName: context.nodeName)
+        let result = compile(state, for: context)
+        printDiagnostics(diagnostics + result.diagnostics)
         return (result, context)
     }
 }

@@ -14,7 +14,7 @@ struct Switchboard: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "A kube-proxy replacement: Kubernetes Services as one atomic nftables transaction.",
         version: version,
-        subcommands: [Run.self, Render.self, Diff.self, Apply.self, CleanupCommand.self, Version.self]
+        subcommands: [Run.self, Render.self, Diff.self, ExplainCommand.self, Apply.self, CleanupCommand.self, Version.self]
     )
 
     /// Overrides ArgumentParser's exit codes: help and version exit 0, every usage or input error
