@@ -17,6 +17,11 @@ public struct Explanation: Hashable, Sendable, Codable {
     public struct Source: Hashable, Sendable, Codable {
         public var kind: SourceKind
         public var reason: String
+
+        public init(kind: SourceKind, reason: String) {
+            self.kind = kind
+            self.reason = reason
+        }
     }
 
     public enum EntryKind: String, Hashable, Sendable, Codable {
@@ -50,11 +55,21 @@ public struct Explanation: Hashable, Sendable, Codable {
     public struct Decision: Hashable, Sendable, Codable {
         public var applies: Bool
         public var reason: String
+
+        public init(applies: Bool, reason: String) {
+            self.applies = applies
+            self.reason = reason
+        }
     }
 
     public struct LeftOut: Hashable, Sendable, Codable {
         public var endpoint: String
         public var reason: String
+
+        public init(endpoint: String, reason: String) {
+            self.endpoint = endpoint
+            self.reason = reason
+        }
     }
 
     /// The endpoints the flow may reach.

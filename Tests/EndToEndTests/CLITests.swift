@@ -1,5 +1,6 @@
 import Foundation
 import NFTModel
+import SwitchboardCore
 import SwitchboardTesting
 import Testing
 import SwitchboardTestTraits
@@ -141,6 +142,13 @@ struct CLITests {
         ["run", "--conntrack-min", "4294967296", "--kubeconfig", "/nonexistent"],
         ["run", "--conntrack-tcp-timeout-established", "a day", "--kubeconfig", "/nonexistent"],
         ["run", "--conntrack-udp-timeout", "30", "--kubeconfig", "/nonexistent"],
+        ["explain", "-f", "EXAMPLES", "10.0.0.1:1000"],
+        ["explain", "-f", "EXAMPLES", "10.0.0.1:1000", "10.96.0.10"],
+        ["explain", "-f", "EXAMPLES", "10.0.0.1:1000", "10.96.0.10:80/icmp"],
+        ["explain", "-f", "EXAMPLES", "10.0.0.1:1000", "[fd00::1]:80"],
+        ["explain", "-f", "EXAMPLES", "-o", "yaml", "10.0.0.1:1000", "10.96.0.10:80"],
+        ["explain", "-f", "EXAMPLES", "--from", "somewhere", "10.0.0.1:1000", "10.96.0.10:80"],
+        ["explain", "10.0.0.1:1000", "10.96.0.10:80"],
     ])
     func badInput(args: [String]) async throws {
         let bad = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-bad-\(UUID().uuidString).yaml")
@@ -223,5 +231,25 @@ struct CLITests {
         #expect(version.status.code == 0 && version.stdout.hasPrefix("switchboard "))
         let help = try await sb(["diff", "--help"])
         #expect(help.status.code == 0 && help.stdout.contains("--against"))
+        let explainHelp = try await sb(["explain", "--help"])
+        #expect(explainHelp.status.code == 0 && explainHelp.stdout.contains("Example:"))
+        #expect(explainHelp.stdout.contains("switchboard explain -f"), "\(explainHelp.stdout)")
+    }
+
+    @Test("explain on the built-in example: text for people, JSON for tools, the same decision")
+    func explainTheExample() async throws {
+        let args = ["explain", "-f", Self.examples] + Self.flags + ["10.244.1.7:40000", "10.96.0.10:80"]
+        let text = try await sb(args)
+        #expect(text.status.code == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("entry        cluster IP of demo/web:http (80/tcp)"), "\(text.stdout)")
+        #expect(text.stdout.contains("masquerade   no: cluster-IP traffic from a pod keeps its address"), "\(text.stdout)")
+        let json = try await sb(args + ["-o", "json"])
+        #expect(json.status.code == 0, "\(json.stderr)")
+        let explanation = try JSONDecoder().decode(Explanation.self, from: Data(json.stdout.utf8))
+        let endpoint = try #require(explanation.verdict.endpoint)
+        #expect(explanation.verdict.kind == .dnat)
+        #expect(text.stdout.contains("verdict      DNAT to \(endpoint): Maglev slot \(explanation.maglev!.slot!) of 31"), "\(text.stdout)")
+        let empty = try await sb(["explain", "-f", Self.examples] + Self.flags + ["10.244.1.7:40000", "10.96.0.20:80"])
+        #expect(empty.stdout.contains("verdict      REJECT: no endpoints"), "\(empty.stdout)")
     }
 }
