@@ -138,6 +138,7 @@ struct ExplainTrafficTests {
                 }
             }
             #expect(flows >= 200)
+            print("explain end to end: \(flows) flows predicted and sent; answered by \(answeredBy.sorted { $0.key < $1.key })")
             // The cases are what they claim: several endpoints in use, the policies' sets respected.
             #expect(answeredBy["c1 -> 10.96.0.80"]!.count >= 3, "\(answeredBy)")
             #expect(answeredBy["c2 -> 192.0.2.10"]! == ["b1", "b2"], "external clients of an ETP Local LB IP reach n1's endpoints")
