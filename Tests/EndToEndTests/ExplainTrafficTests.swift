@@ -207,3 +207,49 @@ struct ExplainTrafficTests {
         return ["b1", "b2", "b3", "b4"].first { net.backend($0).ipv4 == address || net.backend($0).ipv6 == address }
     }
 }
+
+/// `explain --kubeconfig`: the same answer from the live cluster as from files, through the real API
+/// server with the node's own (read-only, `system:node-proxier`) credentials.
+@Suite(
+    "End to end: explain against a real kube-apiserver",
+    .serialized,
+    .enabled(if: SB.available && ControlPlane.unavailableReason == nil,
+             "needs root, `ip netns`, the binary and ../shared/k8s (SWITCHBOARD_K8S_UP); reason printed as SKIP"),
+    .exclusive
+)
+struct ExplainClusterTests {
+    @Test("explain --kubeconfig names the endpoint that answers, and sees a Service lose its endpoints")
+    func fromTheCluster() async throws {
+        let builder = Topology.Builder().node("n1").client("c1", attachedTo: "n1").backend("b1", on: "n1").backend("b2", on: "n1")
+        try await withControlPlane(in: builder) { net, plane in
+            for name in ["b1", "b2"] { try await net.startServer(on: name, proto: .tcp, port: 8080) }
+            let service = Manifest.service("web", clusterIPs: ["10.96.0.10"], ports: [.init(name: "http", port: 80, targetPort: "8080")])
+            let slice = Manifest.slice(
+                "web-1", service: "web", apiVersion: "discovery.k8s.io/v1beta1", ports: [("http", "TCP", 8080)],
+                endpoints: ["b1", "b2"].map { .init(address: net.backend($0).ipv4) })
+            try await plane.apply([SB.nodeManifest(net), service, slice])
+            let client = net.client("c1").ipv4
+            let explain = [SwitchboardBinary.path!, "explain", "--kubeconfig", plane.nodeKubeconfig, "--hostname-override", "n1",
+                           "--cluster-cidr", SB.clusterCIDRs, "-o", "json"]
+            // The rules come from `apply` of the same objects as files; the prediction from the cluster.
+            try await SB.apply(net, [SB.nodeManifest(net), service, slice])
+            var answered: Set<String> = []
+            for sport in 44000..<44010 {
+                let result = try await Shell.run(explain + ["\(client):\(sport)", "10.96.0.10:80"], in: net.node("n1").namespace)
+                #expect(result.status.code == 0, "\(result.stderr)")
+                let e = try JSONDecoder().decode(Explanation.self, from: Data(result.stdout.utf8))
+                #expect(e.entry?.servicePort == "default/web:http")
+                let endpoint = try #require(e.verdict.endpoint)
+                let name = ["b1", "b2"].first { "\(net.backend($0).ipv4):8080" == endpoint }
+                let reply = try await net.requests(from: "c1", to: "10.96.0.10", port: 80, proto: .tcp, sourcePorts: [sport]).replies()
+                #expect(reply == [name].compactMap { $0 }, "\(sport): predicted \(endpoint)")
+                answered.formUnion(reply)
+            }
+            #expect(answered == ["b1", "b2"])
+            try await plane.kubectl(["delete", "endpointslice", "web-1"])
+            let result = try await Shell.run(explain + ["\(client):44000", "10.96.0.10:80"], in: net.node("n1").namespace)
+            let e = try JSONDecoder().decode(Explanation.self, from: Data(result.stdout.utf8))
+            #expect(e.verdict.kind == .reject, "\(e.text)")
+        }
+    }
+}
