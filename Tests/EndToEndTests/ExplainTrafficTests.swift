@@ -85,8 +85,7 @@ struct ExplainTrafficTests {
             for name in ["b1", "b2", "b3", "b4"] { try await net.startServer(on: name, proto: .tcp, port: 8080) }
             let documents = manifests(net)
             try await SB.apply(net, documents)
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-explain-\(UUID().uuidString.prefix(8)).yaml")
-            try Manifest.stream(documents).write(to: file, atomically: true, encoding: .utf8)
+            let file = try manifestFile(documents)
             defer { try? FileManager.default.removeItem(at: file) }
 
             func ports(_ n: Int, _ base: Int) -> [Int] { (0..<n).map { base + $0 } }
@@ -166,8 +165,7 @@ struct ExplainTrafficTests {
         try await withTopology(Self.builder) { net in
             let documents = manifests(net)
             try await SB.apply(net, documents)
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-explain-\(UUID().uuidString.prefix(8)).yaml")
-            try Manifest.stream(documents).write(to: file, atomically: true, encoding: .utf8)
+            let file = try manifestFile(documents)
             defer { try? FileManager.default.removeItem(at: file) }
             let args = ["\(net.client("c1").ipv4):40000", "10.96.0.80:80", "--live"]
             let agreed = try await run(net, file, args)
@@ -186,6 +184,13 @@ struct ExplainTrafficTests {
             #expect(drifted.status.code == 1, "\(drifted.stdout)\(drifted.stderr)")
             #expect(drifted.stdout.contains("DRIFT: the kernel differs: backends { \(key) : \(other) . 8080 }"), "\(drifted.stdout)")
         }
+    }
+
+    /// The manifests as one scratch file, for `explain -f` (the caller removes it).
+    private func manifestFile(_ documents: [String]) throws -> URL {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sbt-explain-\(UUID().uuidString.prefix(8)).yaml")
+        try Manifest.stream(documents).write(to: file, atomically: true, encoding: .utf8)
+        return file
     }
 
     private func run(_ net: Topology, _ file: URL, _ args: [String]) async throws -> ShellResult {
