@@ -286,7 +286,7 @@ private struct ExplainStep {
             if chosen.isEmpty {
                 return verdict(.drop, "internalTrafficPolicy Local and no endpoint on node \(explainer.node.nodeName)")
             }
-        } else if policyLocal && source.kind != .external {
+        } else if policyLocal && (source.kind == .node || source.kind == .pod && detectsPods) {
             local = false
             chosen = port.endpoints.cluster
             out.endpoints = endpoints(
