@@ -110,8 +110,8 @@ let package = Package(
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
-        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"]),
-        // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel", "SwitchboardTesting"]),
+        // SwitchboardTesting in the pure modules' tests for its fuzzer (`FuzzTests`) and its generator (`SplitMix64`).
         .testTarget(
             name: "NFTListingTests", dependencies: ["SwitchboardTestTraits", "NFTListing", "NFTModel", "SwitchboardTesting"],
             resources: [.copy("Fixtures")]),

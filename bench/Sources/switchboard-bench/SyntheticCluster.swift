@@ -1,6 +1,7 @@
 import BenchKit
 import NetworkTypes
 import SwitchboardCore
+import SwitchboardTesting
 
 /// A synthetic cluster: S Services with one TCP port each and E endpoints each, on one node.
 ///
