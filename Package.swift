@@ -76,8 +76,9 @@ let package = Package(
         .target(
             name: "Netfilter",
             dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
-        // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
-        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
+        // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols
+        // (the agent's `ClusterSource` among them).
+        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore", "SwitchboardAgent"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
         // the bench links and which imports no test framework.
         .target(name: "SwitchboardTestTraits"),

@@ -168,7 +168,7 @@ final class FakeListWatcher: ListWatcher {
     // MARK: - Reflector (no I/O)
 
     @Test func reflectorKeepsResourceVersionFromEventsAndBookmarks() {
-        var reflector = Reflector()
+        var reflector = Reflector(kind: .services)
         #expect(reflector.nextStep == .list)
         _ = reflector.listed(Self.list([], version: "3"))
         #expect(reflector.nextStep == .watch(from: "3"))
@@ -186,7 +186,7 @@ final class FakeListWatcher: ListWatcher {
     }
 
     @Test func http410WhenOpeningTheWatchMeansRelist() {
-        var reflector = Reflector(resourceVersion: "3")
+        var reflector = Reflector(kind: .services, resourceVersion: "3")
         var random = SplitMix64(seed: 3)
         _ = reflector.requestFailed(KubeAPIError(kind: .status, code: 500, message: "x"), using: &random)
         #expect(reflector.nextStep == .watch(from: "3"))
@@ -195,7 +195,7 @@ final class FakeListWatcher: ListWatcher {
     }
 
     @Test func deleteOfAnUndecodableObjectRemovesTheKnownVersion() {
-        var reflector = Reflector()
+        var reflector = Reflector(kind: .services)
         _ = reflector.listed(Self.list([Canned.service("a")], version: "3"))
         let bad = DecodedObject.decode(
             try! JSONValue(json: Canned.service("a", version: "4", port: 0)), resource: Self.resource, source: "t")
@@ -228,7 +228,7 @@ final class FakeListWatcher: ListWatcher {
             waits: true),
     ])
     func watchEndings(ending: Ending) {
-        var reflector = Reflector(backoff: Backoff(initial: .seconds(1), maximum: .seconds(8)), resourceVersion: "1")
+        var reflector = Reflector(kind: .services, backoff: Backoff(initial: .seconds(1), maximum: .seconds(8)), resourceVersion: "1")
         var random = SplitMix64(seed: 7)
         for _ in 0..<3 { _ = reflector.requestFailed(KubeAPIError(kind: .transport, message: "x"), using: &random) }
         #expect(reflector.backoff.failures == 3)
@@ -245,7 +245,7 @@ final class FakeListWatcher: ListWatcher {
     /// says no (here 503) backs off to the full maximum.
     @Test func anUnreachableServerIsRetriedWithinTwoSecondsARefusingOneBacksOff() {
         var random = SplitMix64(seed: 3)
-        var away = Reflector(backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)))
+        var away = Reflector(kind: .services, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)))
         var refusing = away
         var awayDelays: [Duration] = [], refusingDelays: [Duration] = []
         for _ in 0..<40 {
