@@ -77,8 +77,8 @@ let package = Package(
             name: "Netfilter",
             dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols
-        // (the agent's `ClusterSource` among them).
-        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore", "SwitchboardAgent"]),
+        // (the agent's `ClusterSource` among them), model builders.
+        .target(name: "SwitchboardTesting", dependencies: ["NetworkTypes", "NFTModel", "SwitchboardCore", "SwitchboardAgent"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
         // the bench links and which imports no test framework.
         .target(name: "SwitchboardTestTraits"),
