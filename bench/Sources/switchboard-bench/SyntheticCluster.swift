@@ -9,6 +9,10 @@ import SwitchboardTesting
 /// 172.16.0.1, all unique; every third Service is a NodePort (unique ports from 30000), every tenth a
 /// LoadBalancer (which also gets a node port). Changes keep handing out fresh addresses, so an added
 /// endpoint or Service never collides with an existing one.
+///
+/// Not SwitchboardTesting's `RandomCluster`, on purpose: that one seeks variety (every Service type, both
+/// families, odd ports) for the property tests; this one is the same shape at every size, so that timings
+/// compare across sizes and runs. They share the generator, `SplitMix64`.
 struct SyntheticCluster {
     static let namespace = "bench"
     static let nodeName = "bench-node"
