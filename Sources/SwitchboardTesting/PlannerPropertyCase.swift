@@ -30,7 +30,8 @@ public struct PlannerPropertyCase: Sendable {
                 : RandomCluster.Mutation.allCases.filter { $0 != .removeEverything }.randomElement(using: &rng)!
             log.append(b.mutate(kind, &rng))
         }
-        log.append(b.mutate(RandomCluster.Mutation.allCases[Int(seed % UInt64(RandomCluster.Mutation.allCases.count))], &rng))
+        let kinds = RandomCluster.Mutation.allCases
+        log.append(b.mutate(kinds[Int(seed % UInt64(kinds.count))], &rng))
         self.context = context
         self.a = a
         self.b = b

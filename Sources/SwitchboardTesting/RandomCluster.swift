@@ -105,7 +105,8 @@ public struct RandomCluster: Sendable {
         let suffix = "-\(serial)"
         let base = rng.chance(0.1) ? String(Self.longestName.prefix(63 - suffix.count))
             : rng.pick(["web", "dns", "api", "db", "cache", "metrics"])
-        let ref = ObjectRef(namespace: rng.pick(["default", "kube-system", "team-a", Self.longestName]), name: base + suffix)
+        let namespace = rng.pick(["default", "kube-system", "team-a", Self.longestName])
+        let ref = ObjectRef(namespace: namespace, name: base + suffix)
         var service = Service(ref: ref)
         service.type = rng.weighted([(.clusterIP, 5), (.nodePort, 3), (.loadBalancer, 3), (.externalName, 0.2)])
         let families: [Family4or6] = rng.weighted([([.v4], 6), ([.v6], 2), ([.v4, .v6], 2), ([.v6, .v4], 1)])

@@ -1,6 +1,7 @@
 import NFTModel
 
-/// A readable diff of two rulesets, for failure reports: their scripts, and where the scripts agree, the objects that differ.
+/// A readable diff of two rulesets, for failure reports: their scripts, and where the scripts agree, the
+/// objects that differ.
 public func rulesetDiff(expected: Ruleset, actual: Ruleset) -> String {
     let diff = UnifiedDiff(old: expected.script, new: actual.script)
     if !diff.isEmpty { return diff.render(oldName: "planned", newName: "kernel", context: 2) }
@@ -43,7 +44,9 @@ extension Transaction {
     /// The transaction's script with long lines (a whole map's elements) cut and at most 150 lines.
     public var excerpt: String {
         let lines = description.split(separator: "\n")
-        var out = lines.prefix(150).map { $0.count > 300 ? "\($0.prefix(300))… (\($0.utf8.count) bytes)" : String($0) }
+        var out = lines.prefix(150).map {
+            $0.count > 300 ? "\($0.prefix(300))… (\($0.utf8.count) bytes)" : String($0)
+        }
         if lines.count > 150 { out.append("… \(lines.count - 150) more lines") }
         return out.joined(separator: "\n")
     }
