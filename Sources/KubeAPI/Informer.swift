@@ -7,7 +7,7 @@ public enum InformerEvent: Hashable, Sendable {
     /// then `.upsert`, `.delete` and `.diagnostics` as the watch reports them.
     case cluster(ClusterEvent)
     /// The list or watch failed and is retried after `retryIn`. For logs and metrics; no action needed.
-    /// (`error.isGone` is routine: the informer re-lists and a `.synced` follows.)
+    /// (`error.isGone` is routine: the informer re-lists and a `.cluster(.synced)` follows.)
     case interrupted(KubeAPIError, retryIn: Duration)
     /// After `.interrupted`: a list or watch request succeeded again. Lets a consumer that reported a lasting
     /// failure (a forbidden watch) clear it even when nothing changes.
