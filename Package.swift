@@ -76,8 +76,9 @@ let package = Package(
         .target(
             name: "Netfilter",
             dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
-        // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
-        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
+        // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols
+        // (the agent's `ClusterSource` among them), model builders, the generator of the property tests.
+        .target(name: "SwitchboardTesting", dependencies: ["NetworkTypes", "NFTModel", "SwitchboardCore", "SwitchboardAgent"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
         // the bench links and which imports no test framework.
         .target(name: "SwitchboardTestTraits"),
@@ -110,8 +111,8 @@ let package = Package(
             path: "bench/Sources/switchboard-bench"
         ),
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
-        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel"]),
-        // SwitchboardTesting in the pure modules' tests for its fuzzer only (`FuzzTests`).
+        .testTarget(name: "NFTModelTests", dependencies: ["NFTModel", "SwitchboardTesting"]),
+        // SwitchboardTesting in the pure modules' tests for its fuzzer (`FuzzTests`) and its generator (`SplitMix64`).
         .testTarget(
             name: "NFTListingTests", dependencies: ["SwitchboardTestTraits", "NFTListing", "NFTModel", "SwitchboardTesting"],
             resources: [.copy("Fixtures")]),

@@ -1,18 +1,13 @@
 import SwitchboardCore
 
-/// What an informer tells its consumer.
+/// What an informer tells its consumer: the cluster's changes, and the state of the connection they come
+/// through, which only the informer's owner sees (the agent logs it; its controller gets the changes alone).
 public enum InformerEvent: Hashable, Sendable {
-    /// The complete current set, after the first list and after every re-list: replace the whole view (objects
-    /// missing here were deleted while the watch was down).
-    case synced([KubeObject])
-    /// An object was added or changed.
-    case upsert(KubeObject)
-    /// An object is gone, or changed into something that no longer decodes (then `.diagnostics` follows).
-    case delete(KubeObject)
-    /// Objects were skipped or partly ignored; log them and count them. Never fatal.
-    case diagnostics([Diagnostic])
+    /// A change to the objects: `.synced` with the complete set after the first list and after every re-list,
+    /// then `.upsert`, `.delete` and `.diagnostics` as the watch reports them.
+    case cluster(ClusterEvent)
     /// The list or watch failed and is retried after `retryIn`. For logs and metrics; no action needed.
-    /// (`error.isGone` is routine: the informer re-lists and a `.synced` follows.)
+    /// (`error.isGone` is routine: the informer re-lists and a `.cluster(.synced)` follows.)
     case interrupted(KubeAPIError, retryIn: Duration)
     /// After `.interrupted`: a list or watch request succeeded again. Lets a consumer that reported a lasting
     /// failure (a forbidden watch) clear it even when nothing changes.
@@ -57,10 +52,10 @@ public struct InformerOptions: Hashable, Sendable {
 /// ```swift
 /// for try await event in client.informer(for: .services) {
 ///     switch event {
-///     case .synced(let all): state.replaceServices(all)
-///     case .upsert(let object): state.apply(object)
-///     case .delete(let object): state.remove(object)
-///     case .diagnostics(let diagnostics): log(diagnostics); metrics.invalid += diagnostics.count
+///     case .cluster(.synced(_, let all)): state.replaceServices(all)
+///     case .cluster(.upsert(let object)): state.apply(object)
+///     case .cluster(.delete(let object)): state.remove(object)
+///     case .cluster(.diagnostics(let diagnostics)): log(diagnostics); metrics.invalid += diagnostics.count
 ///     case .interrupted(let error, let delay): log(error, delay)
 ///     case .recovered: log("back")
 ///     }
@@ -80,7 +75,11 @@ public struct Informer: AsyncSequence, Sendable {
     private let source: any ListWatcher
 
     /// An informer over any `ListWatcher`; `KubeClient.informer(for:options:)` is the usual way to make one.
+    /// `resource` holds Services, EndpointSlices or Nodes (`resource.objectKind` is not nil): what decodes into
+    /// a `KubeObject`.
     public init(source: some ListWatcher, resource: KubeResource, options: InformerOptions = InformerOptions()) {
+        precondition(
+            resource.objectKind != nil, "an informer watches Services, EndpointSlices or Nodes, not \(resource)")
         self.source = source
         self.resource = resource
         self.options = options
@@ -107,6 +106,7 @@ public struct Informer: AsyncSequence, Sendable {
         fileprivate init(informer: Informer) {
             self.informer = informer
             self.reflector = Reflector(
+                kind: informer.resource.objectKind!,
                 backoff: informer.options.backoff,
                 healthyAfter: informer.options.healthyWatchDuration)
         }
@@ -137,7 +137,7 @@ public struct Informer: AsyncSequence, Sendable {
                             pageSize: informer.options.pageSize,
                             fromCache: !listed && informer.options.firstListFromCache)
                         listed = true
-                        pending = recovered() + reflector.listed(result)
+                        pending = recovered() + reflector.listed(result).map(InformerEvent.cluster)
                     } catch {
                         try requestFailed(error, context: "list \(informer.resource)")
                     }
@@ -175,7 +175,7 @@ public struct Informer: AsyncSequence, Sendable {
                 return
             }
             let (events, failure) = reflector.received(event)
-            pending = events
+            pending = events.map(InformerEvent.cluster)
             if let failure { watchEnded(failure) }
         }
 

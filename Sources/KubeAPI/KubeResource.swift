@@ -1,3 +1,5 @@
+import SwitchboardCore
+
 /// One collection to list and watch: an API group/version/resource, optionally one namespace, and the
 /// selectors that narrow it.
 ///
@@ -55,6 +57,10 @@ public struct KubeResource: Hashable, Sendable, CustomStringConvertible {
     public static func node(named name: String) -> KubeResource {
         KubeResource(group: "", version: "v1", plural: "nodes", kind: "Node", fieldSelector: "metadata.name=\(name)")
     }
+
+    /// The kind of the agent's objects this collection holds, if it is one of them (`kind` is `Service`,
+    /// `EndpointSlice` or `Node`): the only collections an `Informer` watches.
+    public var objectKind: ObjectKind? { ObjectKind(rawValue: kind) }
 
     /// The same collection, restricted to one namespace.
     public func inNamespace(_ namespace: String) -> KubeResource {

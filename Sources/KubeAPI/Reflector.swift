@@ -17,6 +17,8 @@ struct Reflector: Sendable {
         case watch(from: String)
     }
 
+    /// The kind listed and watched: it names every `.synced` list.
+    let kind: ObjectKind
     private(set) var resourceVersion: String?
     /// What the consumer currently holds, by `DecodedObject.key`: lets an update that no longer decodes (or a
     /// delete whose final state does not) remove the version the consumer has.
@@ -24,7 +26,11 @@ struct Reflector: Sendable {
     private(set) var backoff: Backoff
     let healthyAfter: Duration
 
-    init(backoff: Backoff = Backoff(), healthyAfter: Duration = .seconds(30), resourceVersion: String? = nil) {
+    init(
+        kind: ObjectKind, backoff: Backoff = Backoff(), healthyAfter: Duration = .seconds(30),
+        resourceVersion: String? = nil
+    ) {
+        self.kind = kind
         self.backoff = backoff
         self.healthyAfter = healthyAfter
         self.resourceVersion = resourceVersion
@@ -35,22 +41,22 @@ struct Reflector: Sendable {
     }
 
     /// A list succeeded: the consumer's view is replaced wholesale.
-    mutating func listed(_ result: ListResult) -> [InformerEvent] {
+    mutating func listed(_ result: ListResult) -> [ClusterEvent] {
         resourceVersion = result.resourceVersion
         known = [:]
         for item in result.items {
             if let object = item.object { known[item.key] = object }
         }
         let diagnostics = result.diagnostics
-        return [.synced(result.objects)] + (diagnostics.isEmpty ? [] : [.diagnostics(diagnostics)])
+        return [.synced(kind, result.objects)] + (diagnostics.isEmpty ? [] : [.diagnostics(diagnostics)])
     }
 
     /// A watch event arrived. Returns what to tell the consumer, and the error that ends this watch, if any.
-    mutating func received(_ event: WatchEvent) -> (events: [InformerEvent], failure: KubeAPIError?) {
+    mutating func received(_ event: WatchEvent) -> (events: [ClusterEvent], failure: KubeAPIError?) {
         switch event {
         case .added(let item), .modified(let item):
             advance(to: item.resourceVersion)
-            var events: [InformerEvent] = []
+            var events: [ClusterEvent] = []
             if let object = item.object {
                 known[item.key] = object
                 events.append(.upsert(object))

@@ -40,7 +40,7 @@ struct ClusterTracker: Sendable {
     var isInitialized: Bool { listed.count == ObjectKind.allCases.count }
 
     /// Applies one event; true if the ruleset may have changed. Diagnostics change nothing.
-    mutating func apply(_ event: SourceEvent) -> Bool {
+    mutating func apply(_ event: ClusterEvent) -> Bool {
         switch event {
         case .synced(let kind, let objects):
             return replaceAll(kind, with: objects)

@@ -119,7 +119,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
     }
 
     private enum Input: Sendable {
-        case event(SourceEvent)
+        case event(ClusterEvent)
         case sourceEnded((any Error)?)
         case tick
     }
@@ -217,7 +217,7 @@ public final class Controller<Source: ClusterSource, C: Clock>: ServiceLifecycle
         var names = KernelNames.identity
     }
 
-    private func handle(_ event: SourceEvent, _ run: inout LoopState) {
+    private func handle(_ event: ClusterEvent, _ run: inout LoopState) {
         if case .diagnostics(let diagnostics) = event {
             for diagnostic in diagnostics { report(diagnostic, from: "decoder") }
             return

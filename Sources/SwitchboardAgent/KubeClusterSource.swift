@@ -7,8 +7,8 @@ import SwitchboardCore
 /// with the selector that leaves out Services of other proxies and headless ones, and this node's Node)
 /// feeding one stream. Run it as a service of the agent's group; the controller reads `events`.
 public struct KubeClusterSource: ServiceLifecycle.Service {
-    public let events: AsyncStream<SourceEvent>
-    private let continuation: AsyncStream<SourceEvent>.Continuation
+    public let events: AsyncStream<ClusterEvent>
+    private let continuation: AsyncStream<ClusterEvent>.Continuation
     private let client: KubeClient
     private let resources: [(ObjectKind, KubeResource)]
     private let logger: Logger
@@ -25,7 +25,7 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
         resources = [
             (.services, .services), (.endpointSlices, .endpointSlices(version)), (.nodes, .node(named: nodeName)),
         ]
-        (events, continuation) = AsyncStream.makeStream(of: SourceEvent.self)
+        (events, continuation) = AsyncStream.makeStream(of: ClusterEvent.self)
         logger.info("watching the API", metadata: ["server": "\(client.config.server)", "endpointslices": "\(version)"])
     }
 
@@ -61,10 +61,7 @@ public struct KubeClusterSource: ServiceLifecycle.Service {
                     var denied: (permission: Permission, times: Int)?
                     for try await event in client.informer(for: resource).cancelOnGracefulShutdown() {
                         switch event {
-                        case .synced(let objects): continuation.yield(.synced(kind, objects))
-                        case .upsert(let object): continuation.yield(.upsert(object))
-                        case .delete(let object): continuation.yield(.delete(object))
-                        case .diagnostics(let diagnostics): continuation.yield(.diagnostics(diagnostics))
+                        case .cluster(let change): continuation.yield(change)
                         case .interrupted(let error, let retryIn) where error.isGone:
                             // Routine after an API server restart or a long disconnection: the informer lists
                             // again and the controller replaces its view (deletions meanwhile included).

@@ -26,7 +26,7 @@ public struct NodeEligibility: Hashable, Sendable {
     }
 
     /// Follows one event; returns the new answer when it changed, nil when it did not.
-    public mutating func apply(_ event: SourceEvent) -> Bool? {
+    public mutating func apply(_ event: ClusterEvent) -> Bool? {
         let before = isEligible
         switch event {
         case .synced(.nodes, let objects):

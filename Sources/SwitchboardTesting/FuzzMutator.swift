@@ -1,31 +1,5 @@
-/// SplitMix64 (Steele, Lea, Flood 2014): the fuzzer's generator, the same sequence on every machine, so a
-/// seed and an iteration number name one input for good.
-///
-/// Not called `SplitMix64`: BenchKit exports a generator of that name and `switchboard-bench` imports both.
-public struct FuzzRandom: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
-
-    public init(seed: UInt64) {
-        state = seed
-    }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
-    /// A generator for one (run seed, iteration) pair, independent of every other iteration's.
-    public init(seed: UInt64, iteration: Int) {
-        var mixer = FuzzRandom(seed: seed ^ (UInt64(truncatingIfNeeded: iteration) &* 0xd134_2543_de82_ef95))
-        self.init(seed: mixer.next())
-    }
-}
-
 /// Makes fuzz inputs: a seed of the corpus with one to eight mutations stacked on it ("havoc", as AFL and
-/// libFuzzer call it), chosen by a `FuzzRandom`, so the same generator state always gives the same input.
+/// libFuzzer call it), chosen by a `SplitMix64`, so the same generator state always gives the same input.
 ///
 /// The mutations are byte-level (bit flips, interesting bytes, inserts, deletes, duplicated ranges,
 /// truncation), structural for the text formats read here (a line duplicated, dropped or re-indented; a
@@ -71,7 +45,7 @@ public struct FuzzMutator: Sendable {
 
     /// The input of `iteration` of the run seeded with `seed`: a function of those two numbers alone.
     public func input(seed: UInt64, iteration: Int) -> [UInt8] {
-        var random = FuzzRandom(seed: seed, iteration: iteration)
+        var random = SplitMix64(seed: seed, iteration: iteration)
         var bytes = seeds[Int(random.next() % UInt64(seeds.count))]
         let stacked = 1 << Int(random.next() % 4)  // 1, 2, 4 or 8 mutations
         for _ in 0..<stacked { mutate(&bytes, using: &random) }
@@ -80,7 +54,7 @@ public struct FuzzMutator: Sendable {
     }
 
     /// One random mutation of `bytes`.
-    public func mutate(_ bytes: inout [UInt8], using random: inout FuzzRandom) {
+    public func mutate(_ bytes: inout [UInt8], using random: inout SplitMix64) {
         func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(random.next() % UInt64(n)) }
         func position() -> Int { below(bytes.count + 1) }
         /// A range of the input, short more often than long.

@@ -56,7 +56,7 @@ import SwitchboardTestTraits
         var whole = JSONFrameSplitter()
         let wholeFrames = try? whole.append(bytes)
 
-        var cuts = FuzzRandom(seed: fnv1a(bytes))
+        var cuts = SplitMix64(seed: fnv1a(bytes))
         var chunked = JSONFrameSplitter()
         var chunkedFrames: [[UInt8]]? = []
         var small = JSONFrameSplitter(maximumFrameBytes: 256)

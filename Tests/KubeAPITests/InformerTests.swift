@@ -5,6 +5,7 @@ import Testing
 
 @testable import KubeAPI
 import SwitchboardTestTraits
+import SwitchboardTesting
 
 /// A `ListWatcher` that answers from a script, in order, and records what it was asked. When the script runs
 /// out, requests hang until cancelled, like a quiet server.
@@ -167,7 +168,7 @@ final class FakeListWatcher: ListWatcher {
     // MARK: - Reflector (no I/O)
 
     @Test func reflectorKeepsResourceVersionFromEventsAndBookmarks() {
-        var reflector = Reflector()
+        var reflector = Reflector(kind: .services)
         #expect(reflector.nextStep == .list)
         _ = reflector.listed(Self.list([], version: "3"))
         #expect(reflector.nextStep == .watch(from: "3"))
@@ -179,14 +180,14 @@ final class FakeListWatcher: ListWatcher {
         #expect(reflector.nextStep == .watch(from: "9"))
         let gone = KubeAPIError(kind: .status, code: 410, message: "gone")
         #expect(reflector.received(.error(gone)).failure == gone)
-        var random = SeededRandom(seed: 1)
+        var random = SplitMix64(seed: 1)
         _ = reflector.watchEnded(openFor: .seconds(1), requested: .seconds(300), error: gone, using: &random)
         #expect(reflector.nextStep == .list)
     }
 
     @Test func http410WhenOpeningTheWatchMeansRelist() {
-        var reflector = Reflector(resourceVersion: "3")
-        var random = SeededRandom(seed: 3)
+        var reflector = Reflector(kind: .services, resourceVersion: "3")
+        var random = SplitMix64(seed: 3)
         _ = reflector.requestFailed(KubeAPIError(kind: .status, code: 500, message: "x"), using: &random)
         #expect(reflector.nextStep == .watch(from: "3"))
         _ = reflector.requestFailed(KubeAPIError(kind: .status, code: 410, message: "gone"), using: &random)
@@ -194,7 +195,7 @@ final class FakeListWatcher: ListWatcher {
     }
 
     @Test func deleteOfAnUndecodableObjectRemovesTheKnownVersion() {
-        var reflector = Reflector()
+        var reflector = Reflector(kind: .services)
         _ = reflector.listed(Self.list([Canned.service("a")], version: "3"))
         let bad = DecodedObject.decode(
             try! JSONValue(json: Canned.service("a", version: "4", port: 0)), resource: Self.resource, source: "t")
@@ -227,8 +228,8 @@ final class FakeListWatcher: ListWatcher {
             waits: true),
     ])
     func watchEndings(ending: Ending) {
-        var reflector = Reflector(backoff: Backoff(initial: .seconds(1), maximum: .seconds(8)), resourceVersion: "1")
-        var random = SeededRandom(seed: 7)
+        var reflector = Reflector(kind: .services, backoff: Backoff(initial: .seconds(1), maximum: .seconds(8)), resourceVersion: "1")
+        var random = SplitMix64(seed: 7)
         for _ in 0..<3 { _ = reflector.requestFailed(KubeAPIError(kind: .transport, message: "x"), using: &random) }
         #expect(reflector.backoff.failures == 3)
         let delay = reflector.watchEnded(
@@ -243,8 +244,8 @@ final class FakeListWatcher: ListWatcher {
     /// No answer (a server away or restarting) is retried within 2 s however long it lasts; an answer that
     /// says no (here 503) backs off to the full maximum.
     @Test func anUnreachableServerIsRetriedWithinTwoSecondsARefusingOneBacksOff() {
-        var random = SeededRandom(seed: 3)
-        var away = Reflector(backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)))
+        var random = SplitMix64(seed: 3)
+        var away = Reflector(kind: .services, backoff: Backoff(initial: .milliseconds(200), maximum: .seconds(30)))
         var refusing = away
         var awayDelays: [Duration] = [], refusingDelays: [Duration] = []
         for _ in 0..<40 {
@@ -263,7 +264,7 @@ final class FakeListWatcher: ListWatcher {
 
     @Test func backoffDoublesToTheCapWithFullJitter() {
         var backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(30))
-        var random = SeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         var ceilings: [Duration] = []
         for _ in 0..<12 {
             let ceiling = backoff.ceiling
@@ -278,20 +279,5 @@ final class FakeListWatcher: ListWatcher {
         #expect(backoff.ceiling == .seconds(30))
         backoff.reset()
         #expect(backoff.ceiling == .milliseconds(200))
-    }
-}
-
-/// SplitMix64: deterministic jitter for tests.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

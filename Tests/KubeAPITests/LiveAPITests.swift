@@ -59,7 +59,7 @@ struct LiveAPITests {
             let informer = client.informer(for: .services.inNamespace(ns), options: InformerOptions(pageSize: 2))
             _ = try await withInformer(informer) { log in
                 try await log.waitFor("the initial list") { events in
-                    events.contains { if case .synced(let all) = $0 { return all.count == 5 } else { return false } }
+                    events.contains { if case .cluster(.synced(_, let all)) = $0 { return all.count == 5 } else { return false } }
                 }
             }
         }
@@ -78,7 +78,7 @@ struct LiveAPITests {
                 ])
                 try await log.waitFor("MODIFIED") { events in
                     events.contains {
-                        if case .upsert(.service(let s)) = $0 { s.ports.first?.port == 81 } else { false }
+                        if case .cluster(.upsert(.service(let s))) = $0 { s.ports.first?.port == 81 } else { false }
                     }
                 }
                 try await plane.kubectl(["-n", ns, "delete", "service", "web"])
@@ -102,10 +102,10 @@ struct LiveAPITests {
                 ])
                 let events = try await log.waitFor("MODIFIED") { events in
                     events.contains {
-                        if case .upsert(.endpointSlice(let s)) = $0 { s.endpoints.count == 2 } else { false }
+                        if case .cluster(.upsert(.endpointSlice(let s))) = $0 { s.endpoints.count == 2 } else { false }
                     }
                 }
-                let slice = events.compactMap { if case .upsert(let o) = $0 { o.endpointSlice } else { nil } }.last
+                let slice = events.compactMap { if case .cluster(.upsert(let o)) = $0 { o.endpointSlice } else { nil } }.last
                 #expect(slice?.serviceName == "web")
                 #expect(slice?.endpoints.first?.nodeName == "node-1")  // v1beta1 topology, decoded
                 try await plane.kubectl(["-n", ns, "delete", "endpointslice", "web-1"])
@@ -125,9 +125,9 @@ struct LiveAPITests {
             // The cluster-wide resource, as the agent uses it.
             try await withInformer(client.informer(for: .services)) { log in
                 let synced = try await log.waitFor("synced") {
-                    $0.contains { if case .synced = $0 { true } else { false } }
+                    $0.contains { if case .cluster(.synced) = $0 { true } else { false } }
                 }
-                let names = synced.compactMap { if case .synced(let all) = $0 { all } else { nil } }.first?
+                let names = synced.compactMap { if case .cluster(.synced(_, let all)) = $0 { all } else { nil } }.first?
                     .compactMap(\.service).filter { $0.ref.namespace == ns }.map(\.ref.name)
                 #expect(names == ["before-plain"])
                 try await plane.apply(
@@ -160,7 +160,7 @@ struct LiveAPITests {
                 try await plane.kubectl(["label", "node", theirs, "topology.kubernetes.io/zone=b"])
                 try await plane.kubectl(["label", "node", mine, "topology.kubernetes.io/zone=a"])
                 let events = try await log.waitFor("my node's label") { events in
-                    events.contains { if case .upsert(.node(let n)) = $0 { n.zone == "a" } else { false } }
+                    events.contains { if case .cluster(.upsert(.node(let n))) = $0 { n.zone == "a" } else { false } }
                 }
                 #expect(!events.map(\.summary).contains { $0.contains(theirs) })
             }

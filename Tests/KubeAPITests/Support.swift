@@ -45,15 +45,24 @@ extension KubeObject {
     }
 }
 
-extension InformerEvent {
+extension ClusterEvent {
     /// A one-line summary, so a failed expectation prints a readable event log.
     var summary: String {
         switch self {
-        case .synced(let objects): return "synced[\(objects.map(\.label).sorted().joined(separator: ", "))]"
+        case .synced(_, let objects): return "synced[\(objects.map(\.label).sorted().joined(separator: ", "))]"
         case .upsert(let object): return "upsert \(object.label)"
         case .delete(let object): return "delete \(object.label)"
         case .diagnostics(let diagnostics):
             return "diagnostics[\(diagnostics.map(\.description).joined(separator: "; "))]"
+        }
+    }
+}
+
+extension InformerEvent {
+    /// A one-line summary, so a failed expectation prints a readable event log.
+    var summary: String {
+        switch self {
+        case .cluster(let event): return event.summary
         case .interrupted(let error, let delay): return "interrupted(\(error.code) \(error.kind), retry in \(delay))"
         case .recovered: return "recovered"
         }

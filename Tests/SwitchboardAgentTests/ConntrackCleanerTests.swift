@@ -2,6 +2,7 @@ import Logging
 import NetworkTypes
 import SwitchboardCore
 import Synchronization
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
@@ -26,12 +27,9 @@ final class FakeConntrack: ConntrackBackend {
 
 @Suite(.exclusive) struct ConntrackCleanerTests {
     static func dns(_ addresses: [String]) -> [KubeObject] {
-        [.service(Service(ref: ObjectRef(namespace: "default", name: "dns"), clusterIPs: [IPAddress("10.96.0.30")!],
-                          ports: [ServicePort(name: "dns", protocol: .udp, port: 53)])),
-         .endpointSlice(EndpointSlice(
-            ref: ObjectRef(namespace: "default", name: "dns-1"), serviceName: "dns",
-            ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)],
-            endpoints: addresses.map { Endpoint(addresses: [IPAddress($0)!], ready: true) }))]
+        [.service("dns", ips: ["10.96.0.30"], ports: [ServicePort(name: "dns", protocol: .udp, port: 53)]),
+         .slice("dns-1", service: "dns", ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)],
+                endpoints: addresses.map { .at($0) })]
     }
 
     @Test func theControllerCleansStaleFlowsAfterEachSyncAndKeepsGoingWhenItFails() async throws {
@@ -81,16 +79,12 @@ final class FakeConntrack: ConntrackBackend {
         let conntrack = FakeConntrack()
         var logger = Logger(label: "test.conntrack")
         logger.logLevel = .critical
-        let ref = ObjectRef(namespace: "default", name: "dns")
         let dual = KubeObject.service(
-            Service(ref: ref, clusterIPs: [IPAddress("10.96.0.30")!, IPAddress("fd00:10:96::30")!],
-                    ports: [ServicePort(name: "dns", protocol: .udp, port: 53)]))
+            "dns", ips: ["10.96.0.30", "fd00:10:96::30"], ports: [ServicePort(name: "dns", protocol: .udp, port: 53)])
         func slice(_ family: EndpointAddressType, _ address: String) -> KubeObject {
-            .endpointSlice(EndpointSlice(
-                ref: ObjectRef(namespace: "default", name: "dns-\(family.rawValue)"), serviceName: "dns",
-                addressType: family,
-                ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)],
-                endpoints: [Endpoint(addresses: [IPAddress(address)!], ready: true)]))
+            .slice(
+                "dns-\(family.rawValue)", service: "dns", family: family,
+                ports: [EndpointPort(name: "dns", protocol: .udp, port: 5353)], endpoints: [.at(address)])
         }
         let h = ControllerHarness(followers: { [ConntrackCleaner(backend: conntrack, metrics: $0, logger: logger)] })
         try await h.run {

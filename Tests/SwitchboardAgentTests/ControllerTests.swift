@@ -431,7 +431,7 @@ import SwitchboardTestTraits
 
     @Test func aFailingSourceStopsTheController() async throws {
         struct Broken: Error {}
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: SourceEvent.self)
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: ClusterEvent.self)
         let h = ControllerHarness()
         let controller = Controller(
             source: stream, backend: h.backend, node: Objects.context, minSyncPeriod: .zero, clock: h.clock,

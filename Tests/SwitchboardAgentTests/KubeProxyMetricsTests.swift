@@ -13,10 +13,7 @@ import SwitchboardTestTraits
     private static func service(
         _ name: String, ip: String, port: Int = 80, internal itp: TrafficPolicy = .cluster
     ) -> KubeObject {
-        .service(
-            Service(
-                ref: ObjectRef(namespace: "default", name: name), clusterIPs: [IPAddress(ip)!],
-                ports: [ServicePort(name: "http", port: port)], internalTrafficPolicy: itp))
+        .service(name, ips: [ip], ports: [ServicePort(name: "http", port: port)], internalPolicy: itp)
     }
 
     /// kube-proxy's change trackers: every event counts in `_total`; `_pending` counts Services that differ
@@ -76,11 +73,7 @@ import SwitchboardTestTraits
         let h = ControllerHarness()
         let local = Self.service("local", ip: "10.96.0.40", internal: .local)
         func slice(on node: String) -> KubeObject {
-            .endpointSlice(
-                EndpointSlice(
-                    ref: ObjectRef(namespace: "default", name: "local-1"), serviceName: "local",
-                    ports: [EndpointPort(name: "http", port: 8080)],
-                    endpoints: [Endpoint(addresses: [IPAddress("10.1.0.40")!], ready: true, nodeName: node)]))
+            .slice("local-1", service: "local", endpoints: [.at("10.1.0.40", node: node)])
         }
         let internalSeries = #"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"}"#
         let externalSeries = #"kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy="external"}"#

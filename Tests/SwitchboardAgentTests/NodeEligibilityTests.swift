@@ -19,7 +19,7 @@ private func node(_ name: String = "n1", taints: [Taint] = [], deleting: Bool = 
     @Test func followsItsOwnNodeThroughTaintsDeletionAndRecreation() {
         var eligibility = NodeEligibility(nodeName: "n1")
         #expect(eligibility.isEligible, "eligible while starting, before the Node is known")
-        let steps: [(String, SourceEvent, Bool?)] = [
+        let steps: [(String, ClusterEvent, Bool?)] = [
             ("a first list without the Node (not registered yet): still eligible", .synced(.nodes, []), nil),
             ("another kind's list says nothing", .synced(.services, [Objects.web]), nil),
             ("the Node appears", .upsert(node()), nil),

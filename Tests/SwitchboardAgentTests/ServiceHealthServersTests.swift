@@ -2,6 +2,7 @@ import Foundation
 import NetworkTypes
 import ServiceLifecycle
 import SwitchboardCore
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardAgent
@@ -99,15 +100,12 @@ private struct ClosureService: ServiceLifecycle.Service {
         let (p1, p2) = (try await freePort(), try await freePort())
         func service(port: Int, policy: TrafficPolicy = .local) -> KubeObject {
             .service(
-                Service(
-                    ref: Self.web, type: .loadBalancer, clusterIPs: [IPAddress("10.96.0.10")!],
-                    ports: [ServicePort(port: 80, nodePort: 31000)], externalTrafficPolicy: policy,
-                    healthCheckNodePort: port))
+                "web", namespace: "shop", type: .loadBalancer, ports: [ServicePort(port: 80, nodePort: 31000)],
+                externalPolicy: policy, healthCheckNodePort: port)
         }
-        let slice = KubeObject.endpointSlice(
-            EndpointSlice(
-                ref: ObjectRef(namespace: "shop", name: "web-1"), serviceName: "web", ports: [EndpointPort(port: 80)],
-                endpoints: [Endpoint(addresses: [IPAddress("10.244.0.5")!], nodeName: "n1")]))
+        let slice = KubeObject.slice(
+            "web-1", service: "web", namespace: "shop", ports: [EndpointPort(port: 80)],
+            endpoints: [.at("10.244.0.5", ready: nil, node: "n1")])
         try await withServices([servers]) {
             var state = ClusterState([service(port: p1)])
             await servers.synced(state, changed: nil)

@@ -89,21 +89,13 @@ enum Objects {
     static let context = NodeContext(nodeName: "n1")
 
     static func service(_ name: String, ip: String?, port: Int = 80) -> KubeObject {
-        .service(
-            Service(
-                ref: ObjectRef(namespace: "default", name: name), clusterIPs: ip.map { [IPAddress($0)!] } ?? [],
-                ports: [ServicePort(name: "http", port: port)]))
+        .service(name, ips: ip.map { [$0] } ?? [], ports: [ServicePort(name: "http", port: port)])
     }
 
     static func slice(_ name: String, service: String, _ addresses: [String], triggeredAt: Date? = nil) -> KubeObject {
         var annotations: [String: String] = [:]
         if let triggeredAt { annotations[ClusterTracker.triggerTimeAnnotation] = RFC3339.format(triggeredAt) }
-        return .endpointSlice(
-            EndpointSlice(
-                ref: ObjectRef(namespace: "default", name: name), serviceName: service,
-                ports: [EndpointPort(name: "http", port: 8080)],
-                endpoints: addresses.map { Endpoint(addresses: [IPAddress($0)!], ready: true) },
-                annotations: annotations))
+        return .slice(name, service: service, endpoints: addresses.map { .at($0) }, annotations: annotations)
     }
 
     static let node = KubeObject.node(

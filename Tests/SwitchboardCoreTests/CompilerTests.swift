@@ -1,6 +1,7 @@
 import Foundation
 import NetworkTypes
 import NFTModel
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardCore
@@ -10,27 +11,6 @@ private let v6 = TableID(.ip6, "switchboard")
 
 private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
 private func cidr(_ s: String) -> CIDR { CIDR(s)! }
-
-private func service(
-    _ name: String, ns: String = "default", type: ServiceType = .clusterIP, ips: [String] = ["10.96.0.10"],
-    ports: [ServicePort] = [ServicePort(name: "http", port: 80)], externalIPs: [String] = [],
-    ingress: [LoadBalancerIngress] = [], labels: [String: String] = [:], headless: Bool = false
-) -> KubeObject {
-    .service(Service(
-        ref: ObjectRef(namespace: ns, name: name), type: type, clusterIPs: ips.map(ip), isHeadless: headless,
-        ports: ports, externalIPs: externalIPs.map(ip), loadBalancerIngress: ingress, labels: labels))
-}
-
-private func slice(
-    _ name: String, service: String, ns: String = "default", family: EndpointAddressType = .ipv4,
-    ports: [EndpointPort] = [EndpointPort(name: "http", port: 8080)], endpoints: [Endpoint]
-) -> KubeObject {
-    .endpointSlice(EndpointSlice(
-        ref: ObjectRef(namespace: ns, name: name), serviceName: service, addressType: family, ports: ports,
-        endpoints: endpoints))
-}
-
-private func ep(_ addr: String, ready: Bool? = true) -> Endpoint { Endpoint(addresses: [ip(addr)], ready: ready) }
 
 private let node = KubeObject.node(Node(name: "n1", addresses: [
     NodeAddress(type: "InternalIP", address: "10.200.0.1"), NodeAddress(type: "InternalIP", address: "fd00:200::1"),
@@ -64,7 +44,7 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
 @Suite struct CompilerTests {
     @Test func clusterIPWithTwoEndpoints() {
-        let r = compiled([node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2"), ep("10.244.1.3")])]).ruleset
+        let r = compiled([node, .service("web"), .slice("web-1", service: "web", endpoints: [.at("10.244.1.2"), .at("10.244.1.3")])]).ruleset
         let m = MaglevTable.size(forBackendCount: 2)
         #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == "service-ips-m\(m)")
         let rules = r[v4]!.chains["maglev-m\(m)"]!.rules.map(\.text)
@@ -94,8 +74,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test func everyEndpointIsInTheHairpinSetOnce() {
         let r = compiled([
-            node, service("web"), slice("web-1", service: "web", endpoints: [ep("10.244.1.2")]),
-            service("web2", ips: ["10.96.0.11"]), slice("web2-1", service: "web2", endpoints: [ep("10.244.1.2"), ep("10.244.1.3")]),
+            node, .service("web"), .slice("web-1", service: "web", endpoints: [.at("10.244.1.2")]),
+            .service("web2", ips: ["10.96.0.11"]), .slice("web2-1", service: "web2", endpoints: [.at("10.244.1.2"), .at("10.244.1.3")]),
         ]).ruleset
         #expect(r[v4]!.sets["hairpin"]!.elements == ["10.244.1.2 . 10.244.1.2": "", "10.244.1.3 . 10.244.1.3": ""])
         #expect(r[v4]!.chains["nat-postrouting"]!.rules.first == "ct status dnat ip saddr . ip daddr @hairpin jump mark-for-masquerade")
@@ -103,9 +83,9 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test func namedTargetPortResolvesPerSlice() {
         let r = compiled([
-            node, service("web", ports: [ServicePort(name: "http", port: 80, targetPort: .name("web"))]),
-            slice("web-a", service: "web", ports: [EndpointPort(name: "http", port: 8080)], endpoints: [ep("10.244.1.2")]),
-            slice("web-b", service: "web", ports: [EndpointPort(name: "http", port: 9090)], endpoints: [ep("10.244.1.3")]),
+            node, .service("web", ports: [ServicePort(name: "http", port: 80, targetPort: .name("web"))]),
+            .slice("web-a", service: "web", ports: [EndpointPort(name: "http", port: 8080)], endpoints: [.at("10.244.1.2")]),
+            .slice("web-b", service: "web", ports: [EndpointPort(name: "http", port: 9090)], endpoints: [.at("10.244.1.3")]),
         ]).ruleset
         #expect(Set(backends(r, entry: "10.96.0.10 . tcp . 80").keys) == ["10.244.1.2 . 8080", "10.244.1.3 . 9090"])
     }
@@ -113,17 +93,17 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     @Test func multiPortServiceMatchesSlicePortsByName() {
         let r = compiled([
             node,
-            service("multi", ports: [ServicePort(name: "http", port: 80), ServicePort(name: "dns", protocol: .udp, port: 53)]),
-            slice("multi-1", service: "multi", ports: [EndpointPort(name: "http", port: 8080),
+            .service("multi", ports: [ServicePort(name: "http", port: 80), ServicePort(name: "dns", protocol: .udp, port: 53)]),
+            .slice("multi-1", service: "multi", ports: [EndpointPort(name: "http", port: 8080),
                                                        EndpointPort(name: "dns", protocol: .udp, port: 5353)],
-                  endpoints: [ep("10.244.1.2")]),
+                  endpoints: [.at("10.244.1.2")]),
         ]).ruleset
         #expect(Set(backends(r, entry: "10.96.0.10 . tcp . 80").keys) == ["10.244.1.2 . 8080"])
         #expect(Set(backends(r, entry: "10.96.0.10 . udp . 53").keys) == ["10.244.1.2 . 5353"])
     }
 
     @Test func noEndpointsRejects() {
-        let r = compiled([node, service("empty"), slice("e-1", service: "empty", endpoints: [ep("10.244.1.9", ready: false)])]).ruleset
+        let r = compiled([node, .service("empty"), .slice("e-1", service: "empty", endpoints: [.at("10.244.1.9", ready: false)])]).ruleset
         #expect(r[v4]!.sets["backends"]!.elements.isEmpty)
         #expect(r[v4]!.sets["no-endpoint-services"]!.elements == ["10.96.0.10 . tcp . 80": ""])
         #expect(r[v4]!.chains["endpoints-check"]!.rules.first == "ip daddr . meta l4proto . th dport @no-endpoint-services reject")
@@ -131,14 +111,14 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test(arguments: [(Bool?.none, true), (true, true), (false, false)])
     func readiness(ready: Bool?, eligible: Bool) {
-        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2", ready: ready)])]).ruleset
+        let r = compiled([node, .service("web"), .slice("w", service: "web", endpoints: [.at("10.244.1.2", ready: ready)])]).ruleset
         #expect(dispatch(r, vip: "10.96.0.10 . tcp . 80") == (eligible ? "service-ips-m13" : "no-endpoint-services"))
     }
 
     @Test func nodePortOnInternalIPs() {
         let r = compiled([
-            node, service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)]),
-            slice("np-1", service: "np", endpoints: [ep("10.244.1.2")]),
+            node, .service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)]),
+            .slice("np-1", service: "np", endpoints: [.at("10.244.1.2")]),
         ]).ruleset
         #expect(nodePortDispatch(r, "tcp . 30080") == "service-nodeports-m13")
         #expect(backends(r, map: "nodeport-backends", entry: "tcp . 30080") == ["10.244.1.2 . 8080": 13])
@@ -161,13 +141,13 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     @Test func loadBalancerAndExternalIPs() {
         let r = compiled([
             node,
-            service("lb", type: .loadBalancer, ports: [ServicePort(name: "http", port: 80, nodePort: 31000)],
+            .service("lb", type: .loadBalancer, ports: [ServicePort(name: "http", port: 80, nodePort: 31000)],
                     externalIPs: ["192.0.2.10"],
                     ingress: [LoadBalancerIngress(ip: ip("203.0.113.5")),
                               LoadBalancerIngress(ip: ip("203.0.113.6"), ipMode: .vip),
                               LoadBalancerIngress(ip: ip("203.0.113.7"), ipMode: .proxy),
                               LoadBalancerIngress(hostname: "lb.example.com")]),
-            slice("lb-1", service: "lb", endpoints: [ep("10.244.1.2")]),
+            .slice("lb-1", service: "lb", endpoints: [.at("10.244.1.2")]),
         ]).ruleset
         let elements = r[v4]!.sets["service-ips-m13"]!.elements
         #expect(Set(elements.keys) == ["10.96.0.10 . tcp . 80", "192.0.2.10 . tcp . 80", "203.0.113.5 . tcp . 80",
@@ -181,9 +161,9 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test func ipv6AndDualStack() {
         let r = compiled([
-            node, service("dual", ips: ["10.96.0.10", "fd00:10:96::a"]),
-            slice("dual-4", service: "dual", endpoints: [ep("10.244.1.2")]),
-            slice("dual-6", service: "dual", family: .ipv6, endpoints: [ep("fd00:10:244:1::2")]),
+            node, .service("dual", ips: ["10.96.0.10", "fd00:10:96::a"]),
+            .slice("dual-4", service: "dual", endpoints: [.at("10.244.1.2")]),
+            .slice("dual-6", service: "dual", family: .ipv6, endpoints: [.at("fd00:10:244:1::2")]),
         ]).ruleset
         #expect(dispatch(r, v6, vip: "fd00:10:96::a . tcp . 80") == "service-ips-m13")
         #expect(Set(backends(r, v6, entry: "fd00:10:96::a . tcp . 80").keys) == ["fd00:10:244:1::2 . 8080"])
@@ -202,21 +182,21 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         ("headless-label", .clusterIP, false, ["service.kubernetes.io/headless": ""]),
     ])
     func servicesThatProduceNothing(name: String, type: ServiceType, headless: Bool, labels: [String: String]) {
-        let r = compiled([node, service(name, type: type, labels: labels, headless: headless),
-                          slice("\(name)-1", service: name, endpoints: [ep("10.244.1.2")])]).ruleset
+        let r = compiled([node, .service(name, type: type, labels: labels, headless: headless),
+                          .slice("\(name)-1", service: name, endpoints: [.at("10.244.1.2")])]).ruleset
         #expect(r == compiled([node]).ruleset)
     }
 
     @Test func masqueradeAll() {
         var ctx = context
         ctx.masqueradeAll = true
-        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
+        let r = compiled([node, .service("web"), .slice("w", service: "web", endpoints: [.at("10.244.1.2")])], ctx).ruleset
         #expect(r[v4]!.chains["services"]!.rules.contains("ip daddr @cluster-ips jump mark-for-masquerade"))
     }
 
     @Test func withoutClusterCIDRNoClusterIPMasquerade() {
         let ctx = NodeContext(nodeName: "n1")
-        let r = compiled([node, service("web"), slice("w", service: "web", endpoints: [ep("10.244.1.2")])], ctx).ruleset
+        let r = compiled([node, .service("web"), .slice("w", service: "web", endpoints: [.at("10.244.1.2")])], ctx).ruleset
         #expect(r[v4]!.chains["maglev-m13"]!.rules.count == 1)
         #expect(!r[v4]!.chains["services"]!.rules.contains { $0.text.contains("@cluster-ips") })
     }
@@ -224,8 +204,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     @Test func conflictingNodePortIsReportedAndFirstServiceKeepsIt() {
         let result = compiled([
             node,
-            service("a", type: .nodePort, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
-            service("b", type: .nodePort, ips: ["10.96.0.2"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
+            .service("a", type: .nodePort, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
+            .service("b", type: .nodePort, ips: ["10.96.0.2"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)]),
         ])
         #expect(result.ruleset[v4]!.sets["no-endpoint-nodeports"]!.elements.count == 1)
         #expect(result.diagnostics.contains { $0.object == "Service default/b" && $0.message.contains("default/a") })
@@ -233,10 +213,10 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test func deterministicWhateverTheInputOrder() {
         let objects = [
-            node, service("a", ips: ["10.96.0.1"]), service("b", ips: ["10.96.0.2"]),
-            slice("a-1", service: "a", endpoints: [ep("10.244.1.2"), ep("10.244.1.3"), ep("10.244.1.4")]),
-            slice("a-2", service: "a", endpoints: [ep("10.244.2.2")]),
-            slice("b-1", service: "b", endpoints: [ep("10.244.1.9")]),
+            node, .service("a", ips: ["10.96.0.1"]), .service("b", ips: ["10.96.0.2"]),
+            .slice("a-1", service: "a", endpoints: [.at("10.244.1.2"), .at("10.244.1.3"), .at("10.244.1.4")]),
+            .slice("a-2", service: "a", endpoints: [.at("10.244.2.2")]),
+            .slice("b-1", service: "b", endpoints: [.at("10.244.1.9")]),
         ]
         let first = compiled(objects).ruleset
         var rng = SystemRandomNumberGenerator()
@@ -249,10 +229,11 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test func removingAPortRemovesOnlyItsRules() {
         let ports = [ServicePort(name: "a", port: 80), ServicePort(name: "b", port: 81)]
-        let eps = slice("m-1", service: "m", ports: [EndpointPort(name: "a", port: 8080), EndpointPort(name: "b", port: 8081)],
-                        endpoints: [ep("10.244.1.2")])
-        let before = compiled([node, service("m", ports: ports), eps]).ruleset
-        let after = compiled([node, service("m", ports: [ports[0]]), eps]).ruleset
+        let eps = KubeObject.slice(
+            "m-1", service: "m", ports: [EndpointPort(name: "a", port: 8080), EndpointPort(name: "b", port: 8081)],
+            endpoints: [.at("10.244.1.2")])
+        let before = compiled([node, .service("m", ports: ports), eps]).ruleset
+        let after = compiled([node, .service("m", ports: [ports[0]]), eps]).ruleset
         #expect(before[v4]!.sets["service-ips-m13"]!.elements.count == 2)
         #expect(after[v4]!.sets["service-ips-m13"]!.elements.keys.sorted() == ["10.96.0.10 . tcp . 80"])
         let tx = after.transaction(from: before)
@@ -267,7 +248,7 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     /// Names from the API reach nft text only through the escaping functions.
     @Test func hostileNamesRenderHarmlessly() {
         let bad = #"x"; flush ruleset; ""#
-        let r = compiled([node, service(bad, ns: "ns;drop"), slice("s", service: bad, ns: "ns;drop", endpoints: [ep("10.244.1.2")])]).ruleset
+        let r = compiled([node, .service(bad, namespace: "ns;drop"), .slice("s", service: bad, namespace: "ns;drop", endpoints: [.at("10.244.1.2")])]).ruleset
         for table in r.tables.values {
             for name in table.chains.keys { #expect(isValidNFTIdentifier(name), "\(name)") }
             for name in table.sets.keys { #expect(isValidNFTIdentifier(name), "\(name)") }
@@ -278,16 +259,16 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
 
     @Test(arguments: [L4Protocol.tcp, .udp, .sctp])
     func protocols(proto: L4Protocol) {
-        let r = compiled([node, service("p", ports: [ServicePort(name: "x", protocol: proto, port: 99)]),
-                          slice("p-1", service: "p", ports: [EndpointPort(name: "x", protocol: proto, port: 9999)],
-                                endpoints: [ep("10.244.1.2")])]).ruleset
+        let r = compiled([node, .service("p", ports: [ServicePort(name: "x", protocol: proto, port: 99)]),
+                          .slice("p-1", service: "p", ports: [EndpointPort(name: "x", protocol: proto, port: 9999)],
+                                endpoints: [.at("10.244.1.2")])]).ruleset
         #expect(dispatch(r, vip: "10.96.0.10 . \(proto.nftName) . 99") == "service-ips-m13")
         #expect(backends(r, entry: "10.96.0.10 . \(proto.nftName) . 99") == ["10.244.1.2 . 9999": 13])
     }
 
     @Test func singleStackServiceHasNoRulesInTheOtherFamily() {
         let r = compiled([
-            node, service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)],
+            node, .service("np", type: .nodePort, ports: [ServicePort(name: "http", port: 80, nodePort: 30080)],
                           externalIPs: ["2001:db8::5"]),
         ]).ruleset
         #expect(r[v6] == compiled([node]).ruleset[v6], "only the skeleton in the IPv6 table")
@@ -295,7 +276,7 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     }
 
     @Test func serviceWithoutClusterIPIsSkipped() {
-        let result = compiled([node, service("pending", ips: [])])
+        let result = compiled([node, .service("pending", ips: [])])
         #expect(result.ruleset == compiled([node]).ruleset)
         #expect(result.diagnostics.contains { $0.object == "Service default/pending" && $0.field == "spec.clusterIPs" })
     }
@@ -325,11 +306,11 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     @Test func theShapeIsFixed() {
         let empty = compiled([node]).ruleset
         let full = compiled([
-            node, service("a", type: .loadBalancer, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)],
+            node, .service("a", type: .loadBalancer, ips: ["10.96.0.1"], ports: [ServicePort(name: "p", port: 80, nodePort: 30001)],
                           ingress: [LoadBalancerIngress(ip: ip("203.0.113.5"))]),
-            slice("a-1", service: "a", ports: [EndpointPort(name: "p", port: 8080)],
-                  endpoints: (2...40).map { ep("10.244.1.\($0)") }),
-            service("b", ips: ["10.96.0.2", "fd00:10:96::2"]),
+            .slice("a-1", service: "a", ports: [EndpointPort(name: "p", port: 8080)],
+                  endpoints: (2...40).map { .at("10.244.1.\($0)") }),
+            .service("b", ips: ["10.96.0.2", "fd00:10:96::2"]),
         ]).ruleset
         for id in [v4, v6] {
             #expect(Set(full[id]!.chains.keys) == Set(empty[id]!.chains.keys))

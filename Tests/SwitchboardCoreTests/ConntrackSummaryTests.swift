@@ -1,32 +1,31 @@
 import NetworkTypes
 import NFTModel
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardCore
 
-private func ip(_ s: String) -> IPAddress { IPAddress(s)! }
-
+// This file's cases are all about one UDP DNS Service: the shared builders with its defaults.
 private func service(
     _ name: String = "dns", type: ServiceType = .clusterIP, ips: [String] = ["10.96.0.10"],
     ports: [ServicePort] = [ServicePort(name: "dns", protocol: .udp, port: 53, nodePort: 30053)],
     externalIPs: [String] = [], ingress: [String] = []
 ) -> KubeObject {
-    .service(Service(
-        ref: ObjectRef(namespace: "default", name: name), type: type, clusterIPs: ips.map(ip), ports: ports,
-        externalIPs: externalIPs.map(ip), loadBalancerIngress: ingress.map { LoadBalancerIngress(ip: ip($0)) }))
+    .service(
+        name, type: type, ips: ips, ports: ports, externalIPs: externalIPs,
+        ingress: ingress.map { LoadBalancerIngress(ip: .parsing($0)) })
 }
 
 private func slice(
     name: String = "dns-1", service: String = "dns", family: EndpointAddressType = .ipv4,
     proto: L4Protocol = .udp, port: Int = 5353, _ endpoints: [Endpoint]
 ) -> KubeObject {
-    .endpointSlice(EndpointSlice(
-        ref: ObjectRef(namespace: "default", name: name), serviceName: service, addressType: family,
-        ports: [EndpointPort(name: "dns", protocol: proto, port: port)], endpoints: endpoints))
+    .slice(name, service: service, family: family, ports: [EndpointPort(name: "dns", protocol: proto, port: port)],
+           endpoints: endpoints)
 }
 
 private func ep(_ addr: String, ready: Bool = true, serving: Bool? = nil, terminating: Bool? = nil) -> Endpoint {
-    Endpoint(addresses: [ip(addr)], ready: ready, serving: serving, terminating: terminating)
+    .at(addr, ready: ready, serving: serving, terminating: terminating)
 }
 
 private let tcp = [ServicePort(name: "dns", protocol: .tcp, port: 53)]

@@ -1,5 +1,6 @@
 import NetworkTypes
 import SwitchboardCore
+import SwitchboardTesting
 import Testing
 
 /// Which Services get a health-check server on a node, and how many local endpoints it reports.
@@ -11,24 +12,19 @@ import Testing
         labels: [String: String] = [:]
     ) -> KubeObject {
         .service(
-            Service(
-                ref: ObjectRef(namespace: "default", name: name), type: type, clusterIPs: [IPAddress("10.96.0.10")!],
-                ports: [ServicePort(port: 80, nodePort: 31000)], externalTrafficPolicy: policy,
-                healthCheckNodePort: port, labels: labels))
+            name, type: type, ports: [ServicePort(port: 80, nodePort: 31000)], externalPolicy: policy,
+            healthCheckNodePort: port, labels: labels)
     }
 
     static func slice(
         _ name: String, service: String = "web", type: EndpointAddressType = .ipv4, ports: [EndpointPort] = [EndpointPort(port: 8080)],
         _ endpoints: [Endpoint]
     ) -> KubeObject {
-        .endpointSlice(
-            EndpointSlice(
-                ref: ObjectRef(namespace: "default", name: name), serviceName: service, addressType: type, ports: ports,
-                endpoints: endpoints))
+        .slice(name, service: service, family: type, ports: ports, endpoints: endpoints)
     }
 
     static func ep(_ ip: String, node: String? = "n1", ready: Bool? = true, serving: Bool? = nil, terminating: Bool? = nil) -> Endpoint {
-        Endpoint(addresses: [IPAddress(ip)!], ready: ready, serving: serving, terminating: terminating, nodeName: node)
+        .at(ip, ready: ready, serving: serving, terminating: terminating, node: node)
     }
 
     @Test("local ready endpoints: this node's, ready (nil counts), distinct addresses, any family, not FQDN", arguments: [

@@ -1,5 +1,6 @@
 import NetworkTypes
 import NFTModel
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardCore
@@ -17,11 +18,10 @@ private func svc(
     ingress: [LoadBalancerIngress] = [], sourceRanges: [String] = [], local: Bool = false,
     labels: [String: String] = [:], headless: Bool = false, externalName: Bool = false
 ) -> KubeObject {
-    .service(Service(
-        ref: ObjectRef(namespace: "default", name: name), type: externalName ? .externalName : type,
-        clusterIPs: ips.map(ip), isHeadless: headless, ports: ports, externalIPs: externalIPs.map(ip),
-        loadBalancerIngress: ingress, loadBalancerSourceRanges: sourceRanges.map { CIDR($0)! },
-        externalTrafficPolicy: local ? .local : .cluster, labels: labels))
+    .service(
+        name, type: externalName ? .externalName : type, ips: ips, ports: ports, externalIPs: externalIPs,
+        ingress: ingress, sourceRanges: sourceRanges, externalPolicy: local ? .local : .cluster, labels: labels,
+        headless: headless)
 }
 
 /// The non-empty sets, as `name: sorted entries`.

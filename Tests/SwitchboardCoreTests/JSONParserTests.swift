@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SwitchboardTesting
 
 @testable import SwitchboardCore
 
@@ -126,7 +127,7 @@ import Testing
 
     /// Randomly built values, written by Foundation's `JSONSerialization`, read back equal.
     @Test func readsWhatJSONSerializationWrites() throws {
-        var random = SplitMix64(state: 42)
+        var random = SplitMix64(seed: 42)
         for _ in 0..<300 {
             let value = Self.randomValue(depth: 0, &random)
             let data = try JSONSerialization.data(withJSONObject: Self.foundation(value), options: [.fragmentsAllowed])

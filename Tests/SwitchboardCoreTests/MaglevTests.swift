@@ -1,6 +1,7 @@
 import SwitchboardCore
 import Testing
 import SwitchboardTestTraits
+import SwitchboardTesting
 
 /// Backend identities as the compiler writes them: sequential pod IPs, the common and least random-looking case.
 private func ipv4Backends(_ n: Int) -> [String] {
@@ -9,19 +10,6 @@ private func ipv4Backends(_ n: Int) -> [String] {
 
 private func ipv6Backends(_ n: Int) -> [String] {
     (0..<n).map { "[fd00::\(String($0 + 1, radix: 16))]:443" }
-}
-
-/// SplitMix64: a fixed-seed generator, so shuffles and generated inputs are the same on every run and machine.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
 }
 
 /// What removing `removed` from `before` did to the slots: how many changed, how many of those had belonged to the
@@ -72,7 +60,7 @@ struct MaglevTests {
     func orderAndDuplicatesDoNotMatter(n: Int) {
         let backends = ipv4Backends(n) + ipv6Backends(n / 3)
         let reference = MaglevTable(backends: backends)
-        var rng = SplitMix64(state: UInt64(n))
+        var rng = SplitMix64(seed: UInt64(n))
         for _ in 0..<8 {
             let duplicates = (0..<Int.random(in: 0...n, using: &rng)).map { _ in backends.randomElement(using: &rng)! }
             let shuffled = (backends + duplicates).shuffled(using: &rng)

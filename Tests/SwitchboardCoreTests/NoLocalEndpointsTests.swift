@@ -1,4 +1,5 @@
 import NetworkTypes
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardCore
@@ -13,29 +14,21 @@ import Testing
         externalIPs: [String] = [], external: TrafficPolicy = .cluster, internal itp: TrafficPolicy = .cluster
     ) -> KubeObject {
         .service(
-            Service(
-                ref: ObjectRef(namespace: "default", name: name), type: type, clusterIPs: ips.map { IPAddress($0)! },
-                ports: ports.map {
-                    ServicePort(name: "p\($0)", port: $0, nodePort: type == .clusterIP ? nil : 30000 + $0)
-                },
-                externalIPs: externalIPs.map { IPAddress($0)! }, externalTrafficPolicy: external,
-                internalTrafficPolicy: itp))
+            name, type: type, ips: ips,
+            ports: ports.map { ServicePort(name: "p\($0)", port: $0, nodePort: type == .clusterIP ? nil : 30000 + $0) },
+            externalIPs: externalIPs, externalPolicy: external, internalPolicy: itp)
     }
 
     /// `nodes`: where each endpoint runs, one endpoint per entry.
     static func slice(
-        _ service: String, _ nodes: [String], family: IPFamily = .v4, ports: [Int] = [80], ready: Bool = true
+        _ service: String, _ nodes: [String], family: NetworkTypes.IPFamily = .v4, ports: [Int] = [80], ready: Bool = true
     ) -> KubeObject {
-        .endpointSlice(
-            EndpointSlice(
-                ref: ObjectRef(namespace: "default", name: "\(service)-\(family.rawValue)"), serviceName: service,
-                addressType: family == .v4 ? .ipv4 : .ipv6,
-                ports: ports.map { EndpointPort(name: "p\($0)", port: 8000 + $0) },
-                endpoints: nodes.enumerated().map { index, node in
-                    Endpoint(
-                        addresses: [IPAddress(family == .v4 ? "10.1.0.\(index + 1)" : "fd00:1::\(index + 1)")!],
-                        ready: ready, nodeName: node)
-                }))
+        .slice(
+            "\(service)-\(family.rawValue)", service: service, family: family == .v4 ? .ipv4 : .ipv6,
+            ports: ports.map { EndpointPort(name: "p\($0)", port: 8000 + $0) },
+            endpoints: nodes.enumerated().map { index, node in
+                .at(family == .v4 ? "10.1.0.\(index + 1)" : "fd00:1::\(index + 1)", ready: ready, node: node)
+            })
     }
 
     static func counts(_ objects: [KubeObject]) -> NoLocalEndpointCounts {

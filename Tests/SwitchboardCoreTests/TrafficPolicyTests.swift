@@ -1,5 +1,6 @@
 import NetworkTypes
 import NFTModel
+import SwitchboardTesting
 import Testing
 
 @testable import SwitchboardCore
@@ -132,18 +133,14 @@ import Testing
         etp: TrafficPolicy = .cluster, itp: TrafficPolicy = .cluster, affinity: SessionAffinity = .none,
         ranges: [String] = []
     ) -> KubeObject {
-        .service(Service(
-            ref: ObjectRef(namespace: "d", name: "s"), type: .loadBalancer, clusterIPs: [IPAddress("10.96.0.10")!],
-            ports: [ServicePort(port: 80, nodePort: 30080)], externalIPs: [IPAddress("192.0.2.1")!],
-            loadBalancerIngress: [LoadBalancerIngress(ip: IPAddress("203.0.113.5")!)],
-            loadBalancerSourceRanges: ranges.map { CIDR($0)! }, externalTrafficPolicy: etp, internalTrafficPolicy: itp,
-            sessionAffinity: affinity))
+        .service(
+            "s", namespace: "d", type: .loadBalancer, ports: [ServicePort(port: 80, nodePort: 30080)],
+            externalIPs: ["192.0.2.1"], ingress: [LoadBalancerIngress(ip: .parsing("203.0.113.5"))], sourceRanges: ranges,
+            externalPolicy: etp, internalPolicy: itp, affinity: affinity)
     }
 
     private func compiled(_ service: KubeObject, _ endpoints: [Endpoint]) -> Table {
-        let slice = KubeObject.endpointSlice(EndpointSlice(
-            ref: ObjectRef(namespace: "d", name: "s-1"), serviceName: "s", ports: [EndpointPort(port: 80)],
-            endpoints: endpoints))
+        let slice = KubeObject.slice("s-1", service: "s", namespace: "d", ports: [EndpointPort(port: 80)], endpoints: endpoints)
         return compile(ClusterState([.node(Node(name: "n1")), service, slice]), for: ctx).ruleset[v4]!
     }
 

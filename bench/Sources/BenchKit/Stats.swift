@@ -103,16 +103,3 @@ public func timedAsync<T>(_ body: () async throws -> T) async rethrows -> (T, Do
     let value = try await body()
     return (value, (clock.now - start).milliseconds)
 }
-
-/// SplitMix64: a fixed-seed generator, so two runs make the same changes in the same order.
-public struct SplitMix64: RandomNumberGenerator {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}

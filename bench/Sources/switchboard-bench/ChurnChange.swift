@@ -1,6 +1,7 @@
 import BenchKit
 import NFTModel
 import SwitchboardCore
+import SwitchboardTesting
 
 /// One change of a churn run: what was changed in the synthetic cluster, the objects to send, and how to
 /// recognise in the kernel's transactions that it was committed.

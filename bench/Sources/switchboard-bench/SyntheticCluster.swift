@@ -1,6 +1,7 @@
 import BenchKit
 import NetworkTypes
 import SwitchboardCore
+import SwitchboardTesting
 
 /// A synthetic cluster: S Services with one TCP port each and E endpoints each, on one node.
 ///
@@ -8,6 +9,10 @@ import SwitchboardCore
 /// 172.16.0.1, all unique; every third Service is a NodePort (unique ports from 30000), every tenth a
 /// LoadBalancer (which also gets a node port). Changes keep handing out fresh addresses, so an added
 /// endpoint or Service never collides with an existing one.
+///
+/// Not SwitchboardTesting's `RandomCluster`, on purpose: that one seeks variety (every Service type, both
+/// families, odd ports) for the property tests; this one is the same shape at every size, so that timings
+/// compare across sizes and runs. They share the generator, `SplitMix64`.
 struct SyntheticCluster {
     static let namespace = "bench"
     static let nodeName = "bench-node"
