@@ -1,9 +1,6 @@
 import NetworkTypes
 import SwitchboardCore
 
-/// The IP family of NetworkTypes (this module has its own `IPFamily`, of topologies).
-typealias Family4or6 = NetworkTypes.IPFamily
-
 private func v4(_ a: Int, _ b: Int, _ c: Int, _ d: Int) -> IPAddress {
     IPAddress(family: .v4, bytes: [a, b, c, d].map { UInt8($0) })
 }
@@ -109,7 +106,7 @@ public struct RandomCluster: Sendable {
         let ref = ObjectRef(namespace: namespace, name: base + suffix)
         var service = Service(ref: ref)
         service.type = rng.weighted([(.clusterIP, 5), (.nodePort, 3), (.loadBalancer, 3), (.externalName, 0.2)])
-        let families: [Family4or6] = rng.weighted([([.v4], 6), ([.v6], 2), ([.v4, .v6], 2), ([.v6, .v4], 1)])
+        let families: [IPFamily] = rng.weighted([([.v4], 6), ([.v6], 2), ([.v4, .v6], 2), ([.v6, .v4], 1)])
         if rng.chance(0.05) {
             service.isHeadless = true
         } else {
@@ -124,7 +121,7 @@ public struct RandomCluster: Sendable {
         makeSlices(for: service, &rng)
     }
 
-    func freshClusterIP(_ family: Family4or6, _ rng: inout SplitMix64) -> IPAddress {
+    func freshClusterIP(_ family: IPFamily, _ rng: inout SplitMix64) -> IPAddress {
         let used = Set(services.values.flatMap(\.clusterIPs))
         while true {
             let ip = family == .v4
@@ -211,7 +208,7 @@ public struct RandomCluster: Sendable {
     }
 
     mutating func addSlice(
-        for service: Service, family: Family4or6, endpoints: [Endpoint], ports: [EndpointPort]? = nil,
+        for service: Service, family: IPFamily, endpoints: [Endpoint], ports: [EndpointPort]? = nil,
         _ rng: inout SplitMix64
     ) {
         serial += 1
@@ -225,7 +222,7 @@ public struct RandomCluster: Sendable {
             endpoints: endpoints)
     }
 
-    func randomPodIP(_ family: Family4or6, _ rng: inout SplitMix64) -> IPAddress {
+    func randomPodIP(_ family: IPFamily, _ rng: inout SplitMix64) -> IPAddress {
         family == .v4 ? v4(10, 244, rng.int(0...3), rng.int(1...254)) : v6(podV6Prefix, rng.int(1...0xffff))
     }
 
@@ -260,7 +257,7 @@ public struct RandomCluster: Sendable {
 
         case .addEndpoints:
             guard let ref = sliceKeys.randomElement(using: &rng) else { break }
-            let family: Family4or6 = slices[ref]!.addressType == .ipv4 ? .v4 : .v6
+            let family: IPFamily = slices[ref]!.addressType == .ipv4 ? .v4 : .v6
             let n = rng.int(1...4)
             for _ in 0..<n { slices[ref]!.endpoints.append(randomEndpoint(randomPodIP(family, &rng), &rng)) }
             return "addEndpoints \(ref) +\(n)"
@@ -321,7 +318,7 @@ public struct RandomCluster: Sendable {
             if old.count == 2 {
                 service.clusterIPs.remove(at: rng.int(0...1))
             } else if rng.chance(0.5) {
-                let other: Family4or6 = old[0].family == .v4 ? .v6 : .v4
+                let other: IPFamily = old[0].family == .v4 ? .v6 : .v4
                 service.clusterIPs.append(freshClusterIP(other, &rng))
                 if !sliceRefs(of: ref).contains(where: { slices[$0]!.addressType == (other == .v4 ? .ipv4 : .ipv6) }) {
                     let endpoints = (0..<rng.int(0...6)).map { _ in randomEndpoint(randomPodIP(other, &rng), &rng) }
@@ -346,7 +343,7 @@ public struct RandomCluster: Sendable {
         case .reslice:
             guard let ref = withIPs.randomElement(using: &rng) else { break }
             // The same endpoints of each family, spread over another number of slices: nothing should change.
-            for family in [Family4or6.v4, .v6] {
+            for family in [IPFamily.v4, .v6] {
                 let mine = sliceRefs(of: ref).filter { slices[$0]!.addressType == (family == .v4 ? .ipv4 : .ipv6) }
                 guard let first = mine.first else { continue }
                 let ports = slices[first]!.ports

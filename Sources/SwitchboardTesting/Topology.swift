@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 import NFTModel
 
 #if canImport(Glibc)
@@ -8,16 +9,6 @@ import NFTModel
 #elseif canImport(Darwin)
     import Darwin
 #endif
-
-/// An IP address family of the test network.
-public enum IPFamily: String, Hashable, Sendable, CaseIterable, Codable, CustomStringConvertible {
-    case v4, v6
-
-    /// The nftables table family that filters this address family.
-    public var nftFamily: Family { self == .v4 ? .ip : .ip6 }
-
-    public var description: String { self == .v4 ? "IPv4" : "IPv6" }
-}
 
 /// Something in a topology that owns a network namespace and one address per family.
 public protocol NetworkHost: Sendable {

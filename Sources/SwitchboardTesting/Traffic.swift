@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 
 /// The transport of a test flow.
 public enum TransportProtocol: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 import SwitchboardCore
 import SwitchboardTesting
 import Testing

@@ -108,7 +108,7 @@ private let kernelSeeds: [UInt64] = Array(0..<UInt64(RandomCluster.Mutation.allC
             let service = Service(
                 ref: ref, type: .nodePort, clusterIPs: [.parsing("10.96.0.10"), .parsing("fd00:10:96::a")],
                 ports: [ServicePort(name: "http-metrics-tl", protocol: .tcp, port: 80, nodePort: 30080)])
-            let slices: [KubeObject] = [(NetworkTypes.IPFamily.v4, "v4"), (.v6, "v6")].map { family, suffix in
+            let slices: [KubeObject] = [(IPFamily.v4, "v4"), (.v6, "v6")].map { family, suffix in
                 .endpointSlice(EndpointSlice(
                     ref: ObjectRef(namespace: RandomCluster.longestName, name: String(RandomCluster.longestName.prefix(60)) + suffix),
                     serviceName: RandomCluster.longestName, addressType: family == .v4 ? .ipv4 : .ipv6,

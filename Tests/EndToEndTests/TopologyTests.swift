@@ -1,4 +1,5 @@
 import Foundation
+import NetworkTypes
 import SwitchboardTesting
 import Testing
 import SwitchboardTestTraits

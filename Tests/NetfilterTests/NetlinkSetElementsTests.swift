@@ -29,7 +29,7 @@ import SwitchboardTestTraits
 
     /// `services` entry points of `slots` slots each: `vip . proto . port . slot : endpoint . port`.
     static func backends(
-        _ family: NetworkTypes.IPFamily, services: Int, slots: Int, endpoints: Int = 7, base: Int = 0
+        _ family: IPFamily, services: Int, slots: Int, endpoints: Int = 7, base: Int = 0
     ) -> [Command.Element] {
         var elements: [Command.Element] = []
         elements.reserveCapacity(services * slots)
@@ -44,17 +44,17 @@ import SwitchboardTestTraits
         return elements
     }
 
-    static func address(_ family: NetworkTypes.IPFamily, service s: Int) -> String {
+    static func address(_ family: IPFamily, service s: Int) -> String {
         family == .v4 ? "10.96.\(s / 250).\(s % 250 + 1)" : "fd00:10:96::\(String(s + 1, radix: 16))"
     }
 
-    static func endpointAddress(_ family: NetworkTypes.IPFamily, _ e: Int) -> String {
+    static func endpointAddress(_ family: IPFamily, _ e: Int) -> String {
         family == .v4 ? "10.244.\(e / 250).\(e % 250 + 1)" : "fd00:10:244::\(String(e + 1, radix: 16))"
     }
 
     /// Every kind of set the agent writes, for one family, one batch's worth: more than one message for
     /// `backends` (by count) and for a dispatch set with long comments (by bytes).
-    static func groups(_ family: NetworkTypes.IPFamily) -> [NetlinkSetElements.Group] {
+    static func groups(_ family: IPFamily) -> [NetlinkSetElements.Group] {
         let table = node.tableID(family)
         let n = RulesetNames.self
         let services = family == .v4 ? 40 : 10

@@ -21,7 +21,7 @@ import Testing
 
     /// `nodes`: where each endpoint runs, one endpoint per entry.
     static func slice(
-        _ service: String, _ nodes: [String], family: NetworkTypes.IPFamily = .v4, ports: [Int] = [80], ready: Bool = true
+        _ service: String, _ nodes: [String], family: IPFamily = .v4, ports: [Int] = [80], ready: Bool = true
     ) -> KubeObject {
         .slice(
             "\(service)-\(family.rawValue)", service: service, family: family == .v4 ? .ipv4 : .ipv6,
