@@ -210,9 +210,6 @@ struct ServiceCompiler {
         var internalLocal: Bool
         /// `jump affinity-tT` for `sessionAffinity: ClientIP`.
         var affinityTarget: String?
-        /// A LoadBalancer with `loadBalancerSourceRanges`, and its ranges of the family.
-        var firewalled: Bool
-        var sourceRanges: [CIDR]
         /// kube-proxy's `ExternallyAccessible` (NodePort, LoadBalancer or external IPs): only then does
         /// externalTrafficPolicy apply.
         var externallyReachable: Bool
@@ -223,8 +220,6 @@ struct ServiceCompiler {
         var fragment = ServiceFragment()
         var policies = Policies(
             externalLocal: service.externalTrafficPolicy == .local, internalLocal: service.internalTrafficPolicy == .local,
-            firewalled: service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty,
-            sourceRanges: CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family }),
             externallyReachable: service.type == .nodePort || service.type == .loadBalancer || !service.externalIPs.isEmpty)
         // Session affinity: the entry points' verdict-map entries jump to the chain that records the
         // endpoint for this timeout; the chain exists while some Service claims it.
@@ -337,9 +332,9 @@ struct ServiceCompiler {
     ) {
         let n = RulesetNames.self
         var elements = externalElements(key, .vip, port, policies)
-        if policies.firewalled && isLoadBalancer {
+        if let sourceRanges = port.loadBalancerSourceRanges, isLoadBalancer {
             elements.append(.init(set: n.firewallVIPs, key: key, data: ""))
-            for range in policies.sourceRanges {
+            for range in sourceRanges {
                 elements.append(.init(set: n.firewallAllow, key: "\(key) . \(range)", data: ""))
             }
         }

@@ -258,8 +258,7 @@ private struct ExplainStep {
             return verdict(.reject, "no endpoints: \(out.entry!.servicePort) has no ready or serving endpoint")
         }
         // loadBalancerSourceRanges (the first rule of `services`).
-        if kind == .loadBalancerIP && service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty {
-            let ranges = CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family })
+        if kind == .loadBalancerIP, let ranges = port.loadBalancerSourceRanges {
             let list = ranges.isEmpty ? "(none of this family)" : ranges.map(\.description).joined(separator: ", ")
             if let range = ranges.first(where: { $0.contains(flow.source) }) {
                 out.sourceRange = .init(applies: true, reason: "allowed: in loadBalancerSourceRanges \(range)")

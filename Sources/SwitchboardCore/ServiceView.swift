@@ -39,6 +39,10 @@ public struct ServiceView: Hashable, Sendable {
             let familySlices = slices.filter { $0.addressType.ipFamily == family }
             let externalIPs = deduplicated(service.externalIPs.filter { $0.family == family })
             let loadBalancerIPs = service.loadBalancerIPs(family)
+            // loadBalancerSourceRanges firewall a LoadBalancer's IPs; without a range of this family, only
+            // the node itself gets through.
+            let sourceRanges = service.type == .loadBalancer && !service.loadBalancerSourceRanges.isEmpty
+                ? CIDR.outermost(service.loadBalancerSourceRanges.filter { $0.family == family }) : nil
             var ports: [ServicePortView] = []
             var seen = Set<String>()
             for (index, port) in service.ports.enumerated() {
@@ -52,7 +56,7 @@ public struct ServiceView: Hashable, Sendable {
                 ports.append(
                     ServicePortView(
                         index: index, port: port, family: family, clusterIP: clusterIP, externalIPs: externalIPs,
-                        loadBalancerIPs: loadBalancerIPs,
+                        loadBalancerIPs: loadBalancerIPs, loadBalancerSourceRanges: sourceRanges,
                         nodePort: service.type == .nodePort || service.type == .loadBalancer ? port.nodePort : nil,
                         endpoints: EndpointClasses(port.resolve(familySlices), nodeName: nodeName, zone: zone)))
             }
@@ -79,6 +83,10 @@ public struct ServicePortView: Hashable, Sendable {
     public var externalIPs: [IPAddress]
     /// The load-balancer ingress IPs served (`Service.loadBalancerIPs`).
     public var loadBalancerIPs: [IPAddress]
+    /// The source ranges a load-balancer IP accepts new connections from (outermost, of the family),
+    /// besides the node itself; nil when the Service is not firewalled (not a LoadBalancer, or no
+    /// `loadBalancerSourceRanges`).
+    public var loadBalancerSourceRanges: [CIDR]?
     /// The node port: NodePort and LoadBalancer Services only.
     public var nodePort: Int?
     public var endpoints: EndpointClasses
