@@ -77,7 +77,7 @@ let package = Package(
             name: "Netfilter",
             dependencies: ["NFTModel", "NFTListing", "NetworkTypes", "CNFTables", "CNFTNL", "CNetfilterConntrack", "CIPSet"]),
         // Shipped test support: network-namespace topologies with real traffic, fakes of the I/O protocols.
-        .target(name: "SwitchboardTesting", dependencies: ["NFTModel", "SwitchboardCore"]),
+        .target(name: "SwitchboardTesting", dependencies: ["NetworkTypes", "NFTModel", "SwitchboardCore"]),
         // Swift Testing traits for the test targets only (`.exclusive`); kept out of SwitchboardTesting, which
         // the bench links and which imports no test framework.
         .target(name: "SwitchboardTestTraits"),
