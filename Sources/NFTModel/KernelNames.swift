@@ -137,7 +137,8 @@ public struct KernelNames: Hashable, Sendable {
                 if set.isMap && !kernelChains.isEmpty {
                     var elements = SetElements()
                     for (key, data) in set.elements {
-                        elements.set(key, renaming(data, sets: [], chains: kernelChains), comment: set.elements.comment(key))
+                        let renamed = renaming(data, sets: [], chains: kernelChains)
+                        elements.set(key, renamed, comment: set.elements.comment(key))
                     }
                     set.elements = elements
                 }

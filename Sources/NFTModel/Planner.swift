@@ -106,8 +106,8 @@ extension Ruleset {
     }
 
     /// Element keys to delete (gone or changed, comments included) and elements to add (new or changed;
-    /// their comments are the new side's), over `scope` only when given. Maglev tables held as `SlotTable`s on both sides are compared slot by slot, so only
-    /// the slots that changed are ever turned into text.
+    /// their comments are the new side's), over `scope` only when given. Maglev tables held as `SlotTable`s
+    /// on both sides are compared slot by slot, so only the slots that changed are ever turned into text.
     private static func elementChanges(
         from old: SetElements, to new: SetElements, keys scope: ElementScope?
     ) -> (gone: [String], added: [String: String]) {
@@ -194,7 +194,9 @@ extension Ruleset {
     }
 
     private static func elements(_ dict: [String: String], comments: SetElements) -> [Command.Element] {
-        dict.keys.sorted(by: canonicalOrder).map { Command.Element(key: $0, data: dict[$0]!, comment: comments.comment($0)) }
+        dict.keys.sorted(by: canonicalOrder).map {
+            Command.Element(key: $0, data: dict[$0]!, comment: comments.comment($0))
+        }
     }
 
     private static func elements(_ elements: SetElements) -> [Command.Element] {

@@ -151,7 +151,9 @@ public struct StagedRebuild: Sequence, Sendable {
             sets.append(.flushSet(id, name: held, isMap: set.isMap))
             if !set.elements.isEmpty {
                 elements.append(.addElements(id, set: held, set.elements.sorted().map {
-                    .init(key: $0.key, data: names.renamingReferences($0.value, in: id), comment: set.elements.comment($0.key))
+                    .init(
+                        key: $0.key, data: names.renamingReferences($0.value, in: id),
+                        comment: set.elements.comment($0.key))
                 }))
             }
         }

@@ -411,7 +411,9 @@ final class NetlinkConnection {
         var givenComment = -1
         if var comment = element.comment {
             givenComment = comment.withUTF8 { text -> Int in
-                guard text.count <= elementCommentLimit, !text.contains(0x22), !text.contains(0) else { return notEncoded }
+                guard text.count <= elementCommentLimit, !text.contains(0x22), !text.contains(0) else {
+                    return notEncoded
+                }
                 if let base = text.baseAddress { (scratch + 128).copyMemory(from: base, byteCount: text.count) }
                 (scratch + 128).storeBytes(of: 0, toByteOffset: text.count, as: UInt8.self)
                 return text.count

@@ -256,7 +256,8 @@ struct ServiceCompiler {
             let loadBalancerIPs = Set(port.loadBalancerIPs)
             for external in externalKeys {
                 externalEntry(
-                    external.key, isLoadBalancer: loadBalancerIPs.contains(external.ip), port, policies, owner, &fragment)
+                    external.key, isLoadBalancer: loadBalancerIPs.contains(external.ip), port, policies, owner,
+                    &fragment)
             }
             if let nodePort { nodePortEntry(nodePort, port, policies, owner, &fragment) }
             for endpoint in Set(port.endpoints.cluster + port.endpoints.local) {
@@ -281,7 +282,8 @@ struct ServiceCompiler {
     ) {
         let n = RulesetNames.self
         for key in vips {
-            fragment.claim(.vip, key, port: port.index, [.init(set: n.noEndpointServices, key: key, data: "", comment: owner)])
+            fragment.claim(
+                .vip, key, port: port.index, [.init(set: n.noEndpointServices, key: key, data: "", comment: owner)])
         }
         if let nodePort {
             fragment.claim(

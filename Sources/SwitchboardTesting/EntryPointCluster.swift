@@ -71,7 +71,8 @@ public enum EntryPointCluster {
             .service(
                 Service(
                     ref: ObjectRef(namespace: "default", name: "empty"), type: .nodePort,
-                    clusterIPs: [IPAddress("10.96.0.40")!], ports: [ServicePort(name: "http", port: 80, nodePort: 30080)])),
+                    clusterIPs: [IPAddress("10.96.0.40")!],
+                    ports: [ServicePort(name: "http", port: 80, nodePort: 30080)])),
             .service(
                 Service(
                     ref: ObjectRef(namespace: "default", name: "local"), clusterIPs: [IPAddress("10.96.0.60")!],

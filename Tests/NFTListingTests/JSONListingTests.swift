@@ -119,7 +119,8 @@ import SwitchboardTestTraits
         let id = TableID(.ip, "switchboard")
         next[id]!.sets["service-ips"]!.elements["10.96.0.10 . udp . 53"] = nil
         next[id]!.sets["service-ips"]!.elements["10.96.0.1 . tcp . 80"] = "goto endpoints-check"
-        next[id]!.sets["service-ips"]!.elements.set("10.96.0.12 . tcp . 443", "goto endpoints-check", comment: "ns/new:https")
+        next[id]!.sets["service-ips"]!.elements.set(
+            "10.96.0.12 . tcp . 443", "goto endpoints-check", comment: "ns/new:https")
         // Only the comment changes: the kernel keeps an element's comment on `add element`, so it takes both.
         next[id]!.sets["service-ips"]!.elements.set(
             "10.96.0.11 . sctp . 9000", "goto svc-abcdefgh-ns/name/tcp/http", comment: "ns/renamed:x")

@@ -130,7 +130,8 @@ import Testing
         e.setSlots("10.96.0.1 . tcp . 80", SlotTable(targets: ["10.0.0.1 . 80"], slots: [0, 0]))
         #expect(e.comments.isEmpty && e.count == 2)
         // Held differently but equal: comments compare too.
-        var plain = SetElements(["10.96.0.1 . tcp . 80 . 0": "10.0.0.1 . 80", "10.96.0.1 . tcp . 80 . 1": "10.0.0.1 . 80"])
+        var plain = SetElements(
+            ["10.96.0.1 . tcp . 80 . 0": "10.0.0.1 . 80", "10.96.0.1 . tcp . 80 . 1": "10.0.0.1 . 80"])
         #expect(plain == e)
         plain.set("x", "", comment: "c")
         e.set("x", "", comment: "d")

@@ -66,7 +66,8 @@ import SwitchboardTestTraits
             try await h.backend.apply(commented.transaction(from: .empty))
             #expect(try await h.backend.read(ids) == commented)
             try await h.backend.apply(Transaction([
-                .addElements(Fixture.table, set: "service-ips", [.init(key: key, data: data, comment: "default/web:www")])
+                .addElements(
+                    Fixture.table, set: "service-ips", [.init(key: key, data: data, comment: "default/web:www")])
             ]))
             #expect(try await h.backend.read(ids) == commented, "add element of a held key keeps its comment")
             var renamed = commented

@@ -71,7 +71,8 @@ import Testing
             try await kernel.apply(compiler.ruleset.transaction(from: change.before, scope: change.scope))
             var read = try await kernel.read(tables)
             #expect(read == compiler.ruleset)
-            #expect(read[cluster.table]?.sets["service-ips-m31"]?.elements.comment("10.96.0.10 . tcp . 80") == "default/web:www")
+            let web = read[cluster.table]?.sets["service-ips-m31"]?.elements.comment("10.96.0.10 . tcp . 80")
+            #expect(web == "default/web:www")
 
             // The contested cluster IP port passes from a/first to b/second with its comment.
             let first = try #require(state.services[ObjectRef(namespace: "a", name: "first")])
@@ -80,7 +81,8 @@ import Testing
             try await kernel.apply(compiler.ruleset.transaction(from: change.before, scope: change.scope))
             read = try await kernel.read(tables)
             #expect(read == compiler.ruleset)
-            #expect(read[cluster.table]?.sets["service-ips-m31"]?.elements.comment(cluster.contested) == "b/second:http")
+            let contested = read[cluster.table]?.sets["service-ips-m31"]?.elements.comment(cluster.contested)
+            #expect(contested == "b/second:http")
         }
     }
 }

@@ -127,7 +127,8 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
         #expect(r[v4]!.sets["backends"]!.elements.isEmpty)
         #expect(
             r[v4]!.sets["no-endpoint-services"]!.elements
-                == SetElements(["10.96.0.10 . tcp . 80": ""], comments: ["10.96.0.10 . tcp . 80": "default/empty:http"]))
+                == SetElements(
+                    ["10.96.0.10 . tcp . 80": ""], comments: ["10.96.0.10 . tcp . 80": "default/empty:http"]))
         #expect(r[v4]!.chains["endpoints-check"]!.rules.first == "ip daddr . meta l4proto . th dport @no-endpoint-services reject")
     }
 

@@ -69,7 +69,9 @@ struct ElementCommentTests {
         let tx = compiler.ruleset.transaction(from: change.before, scope: change.scope)
         let text = tx.description
         #expect(text.contains("delete element ip switchboard service-ips-m31 { \(cluster.contested) }\n"))
-        #expect(text.contains(#"add element ip switchboard service-ips-m31 { 10.96.0.50 . tcp . 80 comment "b/second:http" }"#))
+        #expect(
+            text.contains(
+                #"add element ip switchboard service-ips-m31 { 10.96.0.50 . tcp . 80 comment "b/second:http" }"#))
     }
 
     /// Renaming a port changes nothing but the comments of its entry points: each is deleted and added again
@@ -82,7 +84,8 @@ struct ElementCommentTests {
             cluster.service(
                 "default", "web", ip: "10.96.0.10", ports: [ServicePort(name: "www", port: 80)],
                 affinity: .clientIP(timeoutSeconds: 600)))
-        changed.formUnion(state.upsert(cluster.slice("default", "web", ["10.244.1.1", "10.244.1.2", "10.244.1.3"], port: "www")))
+        changed.formUnion(
+            state.upsert(cluster.slice("default", "web", ["10.244.1.1", "10.244.1.2", "10.244.1.3"], port: "www")))
         let change = compiler.update(state, changed: changed)
         let tx = compiler.ruleset.transaction(from: change.before, scope: change.scope)
         #expect(
