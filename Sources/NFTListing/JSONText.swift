@@ -49,6 +49,9 @@ struct JSONText {
     /// The table's family: `reject` and NAT print differently per family.
     let family: Family
     var out = TextBuffer()
+    /// The comment of the last element of a set listing (`inListing`), which the IR keeps beside the key
+    /// (`SetElements.comment`) rather than in its text; nil for none. Elsewhere comments stay in the text.
+    var listedComment: String?
 
     init(_ v: JSONView, family: Family) {
         self.v = v
@@ -258,7 +261,8 @@ struct JSONText {
     }
 
     /// `{"elem": {"val": ..., "timeout": s, "expires": s, "comment": "..."}}`. In a set listing only
-    /// the key and comment are kept: timeouts and expiry are the datapath's business and change.
+    /// the key and comment are kept: timeouts and expiry are the datapath's business and change; the
+    /// comment goes to `listedComment`.
     mutating func element(_ body: Int, _ format: ValueFormat, inListing: Bool) throws(Failure) {
         guard let val = v.member(body, "val") else { throw Failure() }
         var found = 1
@@ -282,8 +286,13 @@ struct JSONText {
         if inListing, v.member(body, "counter") != nil { found += 1 }
         if let c = v.member(body, "comment") {
             found += 1
-            out.append(" comment ")
-            try appendQuoted(c)
+            if inListing {
+                guard let comment = v.string(c) else { throw Failure() }
+                listedComment = nftCommentText(comment)
+            } else {
+                out.append(" comment ")
+                try appendQuoted(c)
+            }
         }
         try require(body, members: found)
     }

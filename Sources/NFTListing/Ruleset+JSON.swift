@@ -269,6 +269,7 @@ struct NFTListingDecoder {
         let resume = scanner.pos
         scanner.pos = pending.offset
         var elements: [String: String] = [:]
+        var comments: [String: String] = [:]
         elements.reserveCapacity(pending.count)
         let isMap = pending.set.isMap
         var keyText = TextBuffer()
@@ -280,7 +281,7 @@ struct NFTListingDecoder {
             repeat {
                 tape.reset()
                 try scanner.parse(into: &tape)
-                let (key, data) = tape.nodes.withUnsafeBufferPointer { nodes in
+                let (key, data, comment) = tape.nodes.withUnsafeBufferPointer { nodes in
                     let v = JSONView(bytes: scanner.bytes, nodes: nodes)
                     var text = JSONText(v, family: pending.table.family)
                     swap(&text.out, &keyText)
@@ -294,18 +295,20 @@ struct NFTListingDecoder {
                         text.out.reset()
                         try text.value(keyNode, pending.keyFormat, inListing: true)
                         let key = text.out.string
-                        guard isMap else { return (key, "") }
+                        let comment = text.listedComment
+                        guard isMap else { return (key, "", comment) }
                         text.out.reset()
                         try text.value(v.next(keyNode), pending.dataFormat, inListing: true)
-                        return (key, interner.intern(text.out.bytes))
+                        return (key, interner.intern(text.out.bytes), comment)
                     } catch {
-                        return (JSONText.placeholderPrefix + v.compact(0), "")
+                        return (JSONText.placeholderPrefix + v.compact(0), "", nil)
                     }
                 }
                 elements[key] = data
+                comments[key] = comment
             } while try scanner.commaOrEnd(UInt8(ascii: "]"))
         }
-        tables[pending.table]!.sets[pending.set.name]!.elements = SetElements(elements)
+        tables[pending.table]!.sets[pending.set.name]!.elements = SetElements(elements, comments: comments)
         scanner.pos = resume
     }
 }

@@ -69,7 +69,7 @@ public struct KernelNames: Hashable, Sendable {
                 return .flushSet(id, name: kernelSet(name, in: id), isMap: isMap)
             case .addElements(let id, let set, let elements):
                 let renamed = chains[id] == nil ? elements : elements.map {
-                    Command.Element(key: $0.key, data: renamingReferences($0.data, in: id))
+                    Command.Element(key: $0.key, data: renamingReferences($0.data, in: id), comment: $0.comment)
                 }
                 return .addElements(id, set: kernelSet(set, in: id), renamed)
             case .deleteElements(let id, let set, let keys):
@@ -136,7 +136,10 @@ public struct KernelNames: Hashable, Sendable {
                 if kernelSets.contains(name) { set.name = alternate(of: name) }
                 if set.isMap && !kernelChains.isEmpty {
                     var elements = SetElements()
-                    for (key, data) in set.elements { elements[key] = renaming(data, sets: [], chains: kernelChains) }
+                    for (key, data) in set.elements {
+                        let renamed = renaming(data, sets: [], chains: kernelChains)
+                        elements.set(key, renamed, comment: set.elements.comment(key))
+                    }
                     set.elements = elements
                 }
                 result.sets[set.name] = set

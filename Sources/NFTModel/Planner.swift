@@ -4,7 +4,9 @@ extension Ruleset {
     /// Order matters to the kernel, which checks references command by command inside the batch:
     /// 1. new tables, then new chain and set declarations (so rules and elements can refer to them);
     /// 2. changed chains are flushed and refilled, new chains filled; chains about to go are flushed;
-    /// 3. elements are deleted (gone or changed), then added (new or changed);
+    /// 3. elements are deleted (gone or changed), then added (new or changed). An element whose comment
+///    changed is changed: the kernel cannot change an element in place, and `add element` of a key it
+///    holds keeps the old comment without a word, so it is deleted and added again in this batch;
     /// 4. sets that go are deleted (their rules are gone by now), then chains (no element or rule
     ///    refers to them any more), then tables.
     /// A table whose set or base-chain declarations differ is replaced whole (delete + re-add in the
@@ -64,7 +66,9 @@ extension Ruleset {
                     if !gone.isEmpty {
                         elementDeletes.append(.deleteElements(id, set: name, keys: gone.sorted(by: canonicalOrder)))
                     }
-                    if !added.isEmpty { elementAdds.append(.addElements(id, set: name, Self.elements(added))) }
+                    if !added.isEmpty {
+                        elementAdds.append(.addElements(id, set: name, Self.elements(added, comments: set.elements)))
+                    }
                 }
                 for name in wholeSets.union(keyed.keys).sorted(by: canonicalOrder) where new.sets[name] == nil {
                     guard let oldSet = old.sets[name] else { continue }
@@ -101,17 +105,18 @@ extension Ruleset {
         var slotTables: Set<String> = []
     }
 
-    /// Element keys to delete (gone or changed) and elements to add (new or changed), over `scope` only
-    /// when given. Maglev tables held as `SlotTable`s on both sides are compared slot by slot, so only
-    /// the slots that changed are ever turned into text.
+    /// Element keys to delete (gone or changed, comments included) and elements to add (new or changed;
+    /// their comments are the new side's), over `scope` only when given. Maglev tables held as `SlotTable`s
+    /// on both sides are compared slot by slot, so only the slots that changed are ever turned into text.
     private static func elementChanges(
         from old: SetElements, to new: SetElements, keys scope: ElementScope?
     ) -> (gone: [String], added: [String: String]) {
         var gone: [String] = []
         var added: [String: String] = [:]
+        let comments = !old.comments.isEmpty || !new.comments.isEmpty
         func compare(_ key: String) {
             switch (old[key], new[key]) {
-            case (let was?, let now?) where was != now:
+            case (let was?, let now?) where was != now || (comments && old.comment(key) != new.comment(key)):
                 gone.append(key)
                 added[key] = now
             case (.some, nil): gone.append(key)
@@ -188,14 +193,16 @@ extension Ruleset {
         }
     }
 
-    private static func elements(_ dict: [String: String]) -> [Command.Element] {
-        dict.keys.sorted(by: canonicalOrder).map { Command.Element(key: $0, data: dict[$0]!) }
+    private static func elements(_ dict: [String: String], comments: SetElements) -> [Command.Element] {
+        dict.keys.sorted(by: canonicalOrder).map {
+            Command.Element(key: $0, data: dict[$0]!, comment: comments.comment($0))
+        }
     }
 
     private static func elements(_ elements: SetElements) -> [Command.Element] {
         var out: [Command.Element] = []
         out.reserveCapacity(elements.count)
-        elements.forEachSorted { out.append(Command.Element(key: $0, data: $1)) }
+        elements.forEachSorted { out.append(Command.Element(key: $0, data: $1, comment: elements.comment($0))) }
         return out
     }
 

@@ -79,10 +79,13 @@ public struct StagedRebuild: Sequence, Sendable {
                 var count = 0
                 while count < maxElements && setIndex < stagedSets.count {
                     let name = stagedSets[setIndex]
-                    if elements == nil { elements = desired.sets[name]!.elements.sortedIterator() }
+                    let set = desired.sets[name]!.elements
+                    if elements == nil { elements = set.sortedIterator() }
                     var chunk: [Command.Element] = []
                     while count < maxElements, let (key, data) = elements!.next() {
-                        chunk.append(Command.Element(key: key, data: names.renamingReferences(data, in: id)))
+                        chunk.append(
+                            Command.Element(
+                                key: key, data: names.renamingReferences(data, in: id), comment: set.comment(key)))
                         count += 1
                     }
                     if !chunk.isEmpty { commands.append(.addElements(id, set: names.kernelSet(name, in: id), chunk)) }
@@ -148,7 +151,9 @@ public struct StagedRebuild: Sequence, Sendable {
             sets.append(.flushSet(id, name: held, isMap: set.isMap))
             if !set.elements.isEmpty {
                 elements.append(.addElements(id, set: held, set.elements.sorted().map {
-                    .init(key: $0.key, data: names.renamingReferences($0.value, in: id))
+                    .init(
+                        key: $0.key, data: names.renamingReferences($0.value, in: id),
+                        comment: set.elements.comment($0.key))
                 }))
             }
         }

@@ -99,12 +99,13 @@ public struct NFTSet: Hashable, Sendable {
     /// As the kernel keeps it (`nftCommentText`: sanitised, at most 127 bytes).
     public var comment: String?
     /// Canonical element text, key → data (`""` for a set), e.g. `"10.96.0.1 . tcp . 80": "goto svc-…"`;
-    /// Maglev tables held compactly (`SetElements.setSlots`).
+    /// Maglev tables held compactly (`SetElements.setSlots`); comments beside (`SetElements.comment`).
     public var elements: SetElements
 
     public init(
         name: String, keyType: KeyType, dataType: String? = nil, flags: [String] = [], size: Int? = nil,
-        timeout: Int? = nil, comment: String? = nil, elements: [String: String] = [:]
+        timeout: Int? = nil, comment: String? = nil, elements: [String: String] = [:],
+        elementComments: [String: String] = [:]
     ) {
         self.name = name
         self.keyType = keyType
@@ -113,7 +114,7 @@ public struct NFTSet: Hashable, Sendable {
         self.size = size
         self.timeout = timeout
         self.comment = comment.map(nftCommentText)
-        self.elements = SetElements(elements)
+        self.elements = SetElements(elements, comments: elementComments)
     }
 
     public var isMap: Bool { dataType != nil }
@@ -168,11 +169,18 @@ public struct NFTSet: Hashable, Sendable {
         }.joined(separator: " . ")
     }
 
-    /// Elements as `key : data` (or `key`) text, sorted for deterministic output.
+    /// Elements as `key : data` (or `key`) text, with `comment "..."` after the key where there is one,
+    /// sorted for deterministic output.
     public var elementTexts: [String] {
         var texts: [String] = []
         texts.reserveCapacity(elements.count)
-        elements.forEachSorted { key, data in texts.append(data.isEmpty ? key : "\(key) : \(data)") }
+        elements.forEachSorted { key, data in
+            if let comment = elements.comment(key) {
+                texts.append(Command.Element(key: key, data: data, comment: comment).text)
+            } else {
+                texts.append(data.isEmpty ? key : "\(key) : \(data)")
+            }
+        }
         return texts
     }
 }

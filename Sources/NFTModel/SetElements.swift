@@ -44,22 +44,34 @@ public struct SlotTable: Hashable, Sendable {
 /// `<prefix> . <slot>`. Everything that reads elements (lookups, iteration, equality, sorted output) sees
 /// the same elements whichever way they are held; per-key writes into a slot table's key space turn that
 /// table into plain elements first, so they stay exact.
+///
+/// An element held one by one may carry a comment (`comment(_:)`): the Service port an entry point belongs
+/// to, e.g. `default/web:http`. It is part of the element (equality compares it; the kernel keeps it as the
+/// element's user data) but not of its key or data, which is what iteration and lookups give. Slot tables
+/// carry none: a comment per Maglev slot would cost an allocation per element for nothing anyone reads.
 public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// Elements held one by one.
     public private(set) var plain: [String: String]
     /// Maglev tables by entry prefix.
     public private(set) var slotTables: [String: SlotTable]
+    /// Comments of elements held one by one, by key (a key here is always in `plain`), as the kernel keeps
+    /// them (`nftCommentText`).
+    public private(set) var comments: [String: String]
     /// The elements the slot tables stand for.
     private var slotCount = 0
 
     public init() {
         plain = [:]
         slotTables = [:]
+        comments = [:]
     }
 
-    public init(_ elements: [String: String]) {
+    /// - Precondition: every key of `comments` is a key of `elements`.
+    public init(_ elements: [String: String], comments: [String: String] = [:]) {
+        precondition(comments.keys.allSatisfy { elements[$0] != nil }, "a comment without its element")
         plain = elements
         slotTables = [:]
+        self.comments = comments
     }
 
     public init(dictionaryLiteral elements: (String, String)...) {
@@ -77,11 +89,25 @@ public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
             else { return nil }
             return table[slot]
         }
-        set {
-            if !slotTables.isEmpty, let (prefix, slot) = Self.split(key), let table = slotTables[prefix] {
-                if slot < table.count || newValue != nil { explode(prefix) }
-            }
-            plain[key] = newValue
+        set { set(key, newValue, comment: nil) }
+    }
+
+    /// The comment of the element `key`, if it has one.
+    public func comment(_ key: String) -> String? {
+        comments.isEmpty ? nil : comments[key]
+    }
+
+    /// Sets (or with nil data removes) one element with its comment. The subscript's setter is this without
+    /// a comment: an element written by key alone has none.
+    public mutating func set(_ key: String, _ data: String?, comment: String?) {
+        if !slotTables.isEmpty, let (prefix, slot) = Self.split(key), let table = slotTables[prefix] {
+            if slot < table.count || data != nil { explode(prefix) }
+        }
+        plain[key] = data
+        if data != nil, let comment {
+            comments[key] = comment
+        } else if !comments.isEmpty {
+            comments[key] = nil
         }
     }
 
@@ -102,7 +128,10 @@ public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     public mutating func setSlots(_ prefix: String, _ table: SlotTable?) {
         if !plain.isEmpty {
             let start = prefix + " . "
-            for key in plain.keys where key.hasPrefix(start) && Self.split(key)?.prefix == prefix { plain[key] = nil }
+            for key in plain.keys where key.hasPrefix(start) && Self.split(key)?.prefix == prefix {
+                plain[key] = nil
+                comments[key] = nil
+            }
         }
         slotCount -= slotTables[prefix]?.count ?? 0
         slotTables[prefix] = table
@@ -240,9 +269,10 @@ public struct SetElements: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 }
 
 extension SetElements: Hashable {
-    /// The same elements, however they are held.
+    /// The same elements with the same comments, however they are held.
     public static func == (a: SetElements, b: SetElements) -> Bool {
-        guard a.count == b.count else { return false }
+        // Comments are only ever on elements held one by one, so they compare as they are held.
+        guard a.count == b.count, a.comments == b.comments else { return false }
         if a.plain == b.plain && a.slotTables == b.slotTables { return true }
         if a.slotTables.isEmpty && b.slotTables.isEmpty { return false }
         // Held differently (e.g. a kernel listing against a compiled ruleset): element by element.

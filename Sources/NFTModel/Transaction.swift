@@ -12,18 +12,26 @@ public enum Command: Hashable, Sendable {
     case deleteSet(TableID, name: String, isMap: Bool)
     /// Removes every element of a set or map; its declaration and the rules that use it stay.
     case flushSet(TableID, name: String, isMap: Bool)
-    /// Elements as `(key, data)` canonical text (`data` is `""` for a set).
+    /// Elements as `(key, data)` canonical text (`data` is `""` for a set), with their comments.
     case addElements(TableID, set: String, [Element])
     case deleteElements(TableID, set: String, keys: [String])
 
     public struct Element: Hashable, Sendable {
         public var key: String
         public var data: String
-        public init(key: String, data: String) {
+        /// The element's comment (`SetElements.comment`), e.g. the Service port of an entry point.
+        public var comment: String?
+        public init(key: String, data: String, comment: String? = nil) {
             self.key = key
             self.data = data
+            self.comment = comment
         }
-        public var text: String { data.isEmpty ? key : "\(key) : \(data)" }
+        /// As nft takes and lists it: the comment belongs to the key, before a map's data
+        /// (`10.96.0.10 . tcp . 53 comment "kube-system/kube-dns:dns" : goto maglev-m13`).
+        public var text: String {
+            let key = comment.map { "\(self.key) comment \(nftQuoted($0))" } ?? key
+            return data.isEmpty ? key : "\(key) : \(data)"
+        }
     }
 }
 

@@ -402,16 +402,30 @@ final class NetlinkConnection {
     static let notEncoded = -2
 
     /// Writes one element's key (at `scratch`), data (at `scratch + 64`) and comment (at `scratch + 128`, with a
-    /// NUL) and returns the comment's length: -1 for none, `notEncoded` for text that does not fit.
+    /// NUL) and returns the comment's length: -1 for none, `notEncoded` for text that does not fit. The comment is
+    /// `element.comment`, or else one at the end of the key's text.
     static func encode(
         _ element: Command.Element, _ key: ValueLayout, _ data: ValueLayout?, into scratch: UnsafeMutableRawPointer
     ) -> Int {
         var keyText = element.key
+        var givenComment = -1
+        if var comment = element.comment {
+            givenComment = comment.withUTF8 { text -> Int in
+                guard text.count <= elementCommentLimit, !text.contains(0x22), !text.contains(0) else {
+                    return notEncoded
+                }
+                if let base = text.baseAddress { (scratch + 128).copyMemory(from: base, byteCount: text.count) }
+                (scratch + 128).storeBytes(of: 0, toByteOffset: text.count, as: UInt8.self)
+                return text.count
+            }
+            guard givenComment != notEncoded else { return notEncoded }
+        }
         let commentLength = keyText.withUTF8 { text -> Int in
             guard let base = text.baseAddress else { return notEncoded }
             var valueLength = text.count
-            var commentLength = -1
-            let start = commentStart(base, count: text.count)
+            var commentLength = givenComment
+            // A comment in the key's text (`... comment "x"`, as nft takes it) when the element has none beside.
+            let start = givenComment >= 0 ? -1 : commentStart(base, count: text.count)
             if start >= 0 {
                 guard let range = checkComment(base, count: text.count, start: start) else { return notEncoded }
                 (scratch + 128).copyMemory(from: base + range.lowerBound, byteCount: range.count)
@@ -452,6 +466,11 @@ final class NetlinkConnection {
     static func explain(_ element: Command.Element, _ layout: SetElementLayout) -> String {
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
         defer { scratch.deallocate() }
+        if let comment = element.comment,
+            comment.utf8.count > elementCommentLimit || comment.utf8.contains(0x22) || comment.utf8.contains(0)
+        {
+            return ElementTextError.comment.describe(types: [])
+        }
         var key = element.key
         let keyResult = key.withUTF8 { text in
             Result { () throws(ElementTextError) in

@@ -149,6 +149,9 @@ struct ServiceFragment: Hashable, Sendable {
         var key: String
         var data: String
         var slots: SlotTable? = nil
+        /// The Service port an entry point's element stands for (`ServiceCompiler.owner`); nil for the
+        /// others (Maglev slots, hairpin pairs, cluster IPs, source ranges).
+        var comment: String? = nil
     }
 
     /// At most one claim per (space, key); a later claim of the same Service replaces an earlier one.
@@ -234,24 +237,27 @@ struct ServiceCompiler {
         }
         // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
         for port in view.ports {
+            let owner = Self.owner(service.ref, port: port.port.name)
             let proto = port.port.protocol.nftName
             let internalKey = "\(port.clusterIP) . \(proto) . \(port.port.port)"
             let externalKeys = port.externalAddresses.map { (ip: $0, key: "\($0) . \(proto) . \(port.port.port)") }
             let nodePort = port.nodePort.map { "\(proto) . \($0)" }
             guard port.endpoints.hasAny else {
-                rejectAll(vips: [internalKey] + externalKeys.map(\.key), nodePort: nodePort, port, &fragment)
+                rejectAll(vips: [internalKey] + externalKeys.map(\.key), nodePort: nodePort, port, owner, &fragment)
                 continue
             }
             if port.endpoints.local.isEmpty {
                 if policies.internalLocal { fragment.noLocalEndpoints.internalPolicy += 1 }
                 if policies.externalLocal && policies.externallyReachable { fragment.noLocalEndpoints.externalPolicy += 1 }
             }
-            clusterIPEntry(internalKey, port, policies, &fragment)
+            clusterIPEntry(internalKey, port, policies, owner, &fragment)
             let loadBalancerIPs = Set(port.loadBalancerIPs)
             for external in externalKeys {
-                externalEntry(external.key, isLoadBalancer: loadBalancerIPs.contains(external.ip), port, policies, &fragment)
+                externalEntry(
+                    external.key, isLoadBalancer: loadBalancerIPs.contains(external.ip), port, policies, owner,
+                    &fragment)
             }
-            if let nodePort { nodePortEntry(nodePort, port, policies, &fragment) }
+            if let nodePort { nodePortEntry(nodePort, port, policies, owner, &fragment) }
             for endpoint in Set(port.endpoints.cluster + port.endpoints.local) {
                 let pair = "\(endpoint.address) . \(endpoint.address)"
                 fragment.claim(.hairpin, pair, port: port.index, [.init(set: n.hairpin, key: pair, data: "")])
@@ -260,27 +266,44 @@ struct ServiceCompiler {
         return fragment
     }
 
+    /// The comment on the elements that stand for an entry point of a Service port: kube-proxy's
+    /// `ServicePortName` (`default/web:http`, or `default/web` for an unnamed port), as its nftables mode
+    /// comments them, so `nft list ruleset` says who owns what. At most 143 bytes (namespace 63, name 63, port
+    /// name 15), so cut to the kernel's 127 by `nftCommentText` like every comment: only a comment is lost.
+    static func owner(_ service: ObjectRef, port: String) -> String {
+        nftCommentText(port.isEmpty ? "\(service)" : "\(service):\(port)")
+    }
+
     /// No endpoint ready or serving anywhere: every entry point of the port REJECTs.
-    private func rejectAll(vips: [String], nodePort: String?, _ port: ServicePortView, _ fragment: inout ServiceFragment) {
+    private func rejectAll(
+        vips: [String], nodePort: String?, _ port: ServicePortView, _ owner: String, _ fragment: inout ServiceFragment
+    ) {
         let n = RulesetNames.self
         for key in vips {
-            fragment.claim(.vip, key, port: port.index, [.init(set: n.noEndpointServices, key: key, data: "")])
+            fragment.claim(
+                .vip, key, port: port.index, [.init(set: n.noEndpointServices, key: key, data: "", comment: owner)])
         }
         if let nodePort {
-            fragment.claim(.nodePort, nodePort, port: port.index, [.init(set: n.noEndpointNodePorts, key: nodePort, data: "")])
+            fragment.claim(
+                .nodePort, nodePort, port: port.index,
+                [.init(set: n.noEndpointNodePorts, key: nodePort, data: "", comment: owner)])
         }
     }
 
     /// The cluster IP: all endpoints, or with internalTrafficPolicy Local this node's (none: drop).
-    private func clusterIPEntry(_ key: String, _ port: ServicePortView, _ policies: Policies, _ fragment: inout ServiceFragment) {
+    private func clusterIPEntry(
+        _ key: String, _ port: ServicePortView, _ policies: Policies, _ owner: String, _ fragment: inout ServiceFragment
+    ) {
         let n = RulesetNames.self
         let endpoints = policies.internalLocal ? port.endpoints.local : port.endpoints.cluster
         var elements: [ServiceFragment.Element] = []
         if endpoints.isEmpty {
-            elements.append(.init(set: n.noLocalEndpointServices, key: key, data: ""))
+            elements.append(.init(set: n.noLocalEndpointServices, key: key, data: "", comment: owner))
         } else {
-            elements += table(endpoints, dispatch: n.serviceVIPs, map: n.backends, entry: key)
-            if let target = policies.affinityTarget { elements.append(.init(set: n.affinityServices, key: key, data: target)) }
+            elements += table(endpoints, dispatch: n.serviceVIPs, map: n.backends, entry: key, owner)
+            if let target = policies.affinityTarget {
+                elements.append(.init(set: n.affinityServices, key: key, data: target, comment: owner))
+            }
         }
         fragment.claim(.vip, key, port: port.index, elements)
     }
@@ -312,28 +335,30 @@ struct ServiceCompiler {
     /// external clients get this node's endpoints (none: drop) and keep their address, while pods and the
     /// node itself still get all of them.
     private func externalElements(
-        _ key: String, _ sets: ExternalSets, _ port: ServicePortView, _ policies: Policies
+        _ key: String, _ sets: ExternalSets, _ port: ServicePortView, _ policies: Policies, _ owner: String
     ) -> [ServiceFragment.Element] {
-        var elements = table(port.endpoints.cluster, dispatch: sets.dispatch, map: sets.map, entry: key)
+        var elements = table(port.endpoints.cluster, dispatch: sets.dispatch, map: sets.map, entry: key, owner)
         if policies.externalLocal {
-            elements.append(.init(set: sets.local, key: key, data: ""))
-            elements += table(port.endpoints.local, dispatch: sets.localDispatch, map: sets.localMap, entry: key)
+            elements.append(.init(set: sets.local, key: key, data: "", comment: owner))
+            elements += table(port.endpoints.local, dispatch: sets.localDispatch, map: sets.localMap, entry: key, owner)
         } else {
-            elements.append(.init(set: sets.cluster, key: key, data: ""))
+            elements.append(.init(set: sets.cluster, key: key, data: "", comment: owner))
         }
-        if let target = policies.affinityTarget { elements.append(.init(set: sets.affinity, key: key, data: target)) }
+        if let target = policies.affinityTarget {
+            elements.append(.init(set: sets.affinity, key: key, data: target, comment: owner))
+        }
         return elements
     }
 
     /// An external or load-balancer IP; a load-balancer IP may be firewalled by source range.
     private func externalEntry(
-        _ key: String, isLoadBalancer: Bool, _ port: ServicePortView, _ policies: Policies,
+        _ key: String, isLoadBalancer: Bool, _ port: ServicePortView, _ policies: Policies, _ owner: String,
         _ fragment: inout ServiceFragment
     ) {
         let n = RulesetNames.self
-        var elements = externalElements(key, .vip, port, policies)
+        var elements = externalElements(key, .vip, port, policies, owner)
         if let sourceRanges = port.loadBalancerSourceRanges, isLoadBalancer {
-            elements.append(.init(set: n.firewallVIPs, key: key, data: ""))
+            elements.append(.init(set: n.firewallVIPs, key: key, data: "", comment: owner))
             for range in sourceRanges {
                 elements.append(.init(set: n.firewallAllow, key: "\(key) . \(range)", data: ""))
             }
@@ -342,21 +367,24 @@ struct ServiceCompiler {
     }
 
     /// The node port: as an external IP, without source ranges.
-    private func nodePortEntry(_ key: String, _ port: ServicePortView, _ policies: Policies, _ fragment: inout ServiceFragment) {
-        fragment.claim(.nodePort, key, port: port.index, externalElements(key, .nodePort, port, policies))
+    private func nodePortEntry(
+        _ key: String, _ port: ServicePortView, _ policies: Policies, _ owner: String, _ fragment: inout ServiceFragment
+    ) {
+        fragment.claim(.nodePort, key, port: port.index, externalElements(key, .nodePort, port, policies, owner))
     }
 
     /// One entry point's Maglev table over `endpoints`: its entry in the dispatch set for the table's
-    /// size, and its slots in `map`. Nothing for no endpoints.
+    /// size (commented with its owner), and its slots in `map` (without: one comment per slot would cost an
+    /// allocation per element). Nothing for no endpoints.
     private func table(
-        _ endpoints: [Backend], dispatch: (Int) -> String, map: String, entry: String
+        _ endpoints: [Backend], dispatch: (Int) -> String, map: String, entry: String, _ owner: String
     ) -> [ServiceFragment.Element] {
         guard !endpoints.isEmpty else { return [] }
         let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
         let byIdentity = Dictionary(endpoints.map { ($0.identity, $0.dnatTarget) }, uniquingKeysWith: { a, _ in a })
         let targets = maglev.backends.map { byIdentity[$0]! }
         return [
-            .init(set: dispatch(maglev.size), key: entry, data: ""),
+            .init(set: dispatch(maglev.size), key: entry, data: "", comment: owner),
             .init(set: map, key: entry, data: "", slots: SlotTable(targets: targets, slots: maglev.slots.map { UInt32($0) })),
         ]
     }

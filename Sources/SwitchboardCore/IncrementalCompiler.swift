@@ -172,12 +172,12 @@ public struct IncrementalCompiler: Sendable {
         conflicts[id]?[key] = nil
         if holders[id]?[key] != claim {
             // Take the old holder's elements out, put the new one's in; an element both have keeps its
-            // place (the planner sees the same data before and after).
+            // place (the planner sees the same data before and after; with another comment, the new one's).
             for element in holders[id]?[key]?.elements ?? [] {
                 if element.slots != nil {
                     setSlots(element.key, nil, of: element.set, in: id)
                 } else {
-                    setElement(element.key, nil, of: element.set, in: id)
+                    setElement(element.key, nil, comment: nil, of: element.set, in: id)
                 }
             }
             for (name, _) in holders[id]?[key]?.chains ?? [:] where claim?.chains[name] == nil { setChain(name, nil, in: id) }
@@ -186,7 +186,7 @@ public struct IncrementalCompiler: Sendable {
                 if let slots = element.slots {
                     setSlots(element.key, slots, of: element.set, in: id)
                 } else {
-                    setElement(element.key, element.data, of: element.set, in: id)
+                    setElement(element.key, element.data, comment: element.comment, of: element.set, in: id)
                 }
             }
             holders[id, default: [:]][key] = claim
@@ -237,22 +237,24 @@ public struct IncrementalCompiler: Sendable {
         ruleset.tables[id]!.sets[name] = set
     }
 
-    private mutating func setElement(_ key: String, _ data: String?, of set: String, in id: TableID) {
+    private mutating func setElement(_ key: String, _ data: String?, comment: String?, of set: String, in id: TableID) {
         guard recording(id) else {
-            ruleset.tables[id]!.sets[set]!.elements[key] = data
+            ruleset.tables[id]!.sets[set]!.elements.set(key, data, comment: comment)
             return
         }
+        // Read in place: a copy of the set's elements held across the write below would copy them all.
         let old = ruleset[id]!.sets[set]!.elements[key]
-        if old == data { return }
+        let oldComment = ruleset[id]!.sets[set]!.elements.comment(key)
+        if old == data && (data == nil || oldComment == comment) { return }
         let wholeSet = change!.scope.tables[id]?.sets.contains(set) == true
         if !wholeSet, change!.scope.tables[id]?.elements[set]?.contains(key) != true {
             change!.scope.insertElement(key, of: set, in: id)
             if change!.before.tables[id]?.sets[set] == nil {
                 change!.before.tables[id]?.sets[set] = ruleset[id]!.sets[set]!.declarationOnly
             }
-            change!.before.tables[id]?.sets[set]?.elements[key] = old
+            change!.before.tables[id]?.sets[set]?.elements.set(key, old, comment: oldComment)
         }
-        ruleset.tables[id]!.sets[set]!.elements[key] = data
+        ruleset.tables[id]!.sets[set]!.elements.set(key, data, comment: comment)
     }
 
     /// The same for a Maglev table, recorded as one part: the planner compares it slot by slot.
@@ -405,13 +407,13 @@ public struct ColdStartBatches: Sequence, Sendable {
                 if let slots = element.slots {
                     for slot in 0..<slots.count { add(element.set, SlotTable.key(element.key, slot: slot), slots[slot], in: id) }
                 } else {
-                    add(element.set, element.key, element.data, in: id)
+                    add(element.set, element.key, element.data, comment: element.comment, in: id)
                 }
             }
         }
 
-        mutating func add(_ set: String, _ key: String, _ data: String, in id: TableID) {
-            sets[id, default: [:]][set, default: []].append(Command.Element(key: key, data: data))
+        mutating func add(_ set: String, _ key: String, _ data: String, comment: String? = nil, in id: TableID) {
+            sets[id, default: [:]][set, default: []].append(Command.Element(key: key, data: data, comment: comment))
             count += 1
         }
 

@@ -15,7 +15,8 @@ import NFTModel
 ///   policy takes the new policy.
 /// - `add rule` needs its chain and every set (`@name`) and chain (`jump`/`goto name`) it refers to.
 /// - `add element` needs the set and, for verdict data, the chain; an existing key with the same data
-///   is a no-op, with other data EEXIST; a set at its `size` is full (ENFILE).
+///   is a no-op (whatever the comment: the element keeps its own), with other data EEXIST; a set at its
+///   `size` is full (ENFILE).
 /// - `delete element` of a missing key fails (ENOENT).
 /// - `flush chain` needs the chain and drops its rules and their references.
 /// - `delete chain`/`delete set` of a missing object fails (ENOENT); of one that a rule or a map element
@@ -233,11 +234,12 @@ struct FakeKernelState {
                 let refs = NFTReferences(element.data)
                 for name in refs.chains where ruleset.tables[id]!.chains[name] == nil { throw fail(.notFound) }
                 if let existing = set.elements[element.key] {
+                    // The element stays as it is, its comment too: a new comment needs delete and add.
                     if existing != element.data { throw fail(.alreadyExists) }
                     continue
                 }
                 if let size = set.size, set.elements.count >= size { throw fail(.setFull) }
-                set.elements[element.key] = element.data
+                set.elements.set(element.key, element.data, comment: element.comment)
                 count(refs, in: id, by: 1)
             }
 

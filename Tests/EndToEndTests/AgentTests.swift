@@ -969,8 +969,10 @@ struct AgentTests {
         try await plane.apply([service("web2", ip: "10.96.0.11")])
         let changed = try await Shell.run(diffArgs + ["--transaction"], in: plane.namespace, timeout: .seconds(60))
         #expect(changed.status.code == 1, "\(changed.stderr)")
-        #expect(changed.stdout.contains("add element ip switchboard no-endpoint-services { 10.96.0.11 . tcp . 80 }"),
-                "\(changed.stdout)")
+        #expect(
+            changed.stdout.contains(
+                #"add element ip switchboard no-endpoint-services { 10.96.0.11 . tcp . 80 comment "default/web2:http" }"#),
+            "\(changed.stdout)")
 
         // Each rule taken away, then each verb of a rule: the agent names what is missing (the first request
         // for a resource is its list), keeps retrying, and notices when the full role is back.

@@ -37,10 +37,11 @@ import SwitchboardTestTraits
         )
         #expect(ip.sets["timed"]?.comment == "element timeouts")
         #expect(
-            ip.sets["timed"]?.elements == [
-                "10.0.0.1": "", "10.0.0.2 comment \"c1\"": "", "10.0.0.3 comment \"c2\"": "",
-            ]
+            ip.sets["timed"]?.elements
+                == SetElements(
+                    ["10.0.0.1": "", "10.0.0.2": "", "10.0.0.3": ""], comments: ["10.0.0.2": "c1", "10.0.0.3": "c2"])
         )
+        #expect(ip.sets["commented"]?.elements == SetElements(["10.0.0.1": "accept"], comments: ["10.0.0.1": "svc"]))
         #expect(ip.chains["prerouting"]?.base == BaseChain(type: .nat, hook: .prerouting, priority: -100))
         #expect(ip.chains["raw-prerouting"]?.base == BaseChain(type: .filter, hook: .prerouting, priority: -300))
         #expect(ip.chains["services"]?.base == nil)
@@ -116,14 +117,17 @@ import SwitchboardTestTraits
 
         var next = r
         let id = TableID(.ip, "switchboard")
-        next[id]!.sets["service-ips"]!.elements["10.96.0.10 . udp . 53 comment \"kube-system/kube-dns:dns\""] = nil
+        next[id]!.sets["service-ips"]!.elements["10.96.0.10 . udp . 53"] = nil
         next[id]!.sets["service-ips"]!.elements["10.96.0.1 . tcp . 80"] = "goto endpoints-check"
-        next[id]!.sets["service-ips"]!.elements["10.96.0.12 . tcp . 443 comment \"ns/new:https\""] =
-            "goto endpoints-check"
+        next[id]!.sets["service-ips"]!.elements.set(
+            "10.96.0.12 . tcp . 443", "goto endpoints-check", comment: "ns/new:https")
+        // Only the comment changes: the kernel keeps an element's comment on `add element`, so it takes both.
+        next[id]!.sets["service-ips"]!.elements.set(
+            "10.96.0.11 . sctp . 9000", "goto svc-abcdefgh-ns/name/tcp/http", comment: "ns/renamed:x")
         next[id]!.sets["mg-abcdefgh-ns/name/tcp/http"]!.elements["5"] = "goto ep-cccccccc-ns/name/sctp/s/10.0.0.7"
         next[id]!.chains["postrouting"]!.rules.removeFirst()
         let tx = next.transaction(from: current)
-        #expect(tx.elementChanges == 6)  // a changed element is deleted and added
+        #expect(tx.elementChanges == 8)  // a changed element is deleted and added
         try ns.load(tx.description)
         expectEqualRulesets(try Ruleset(nftJSON: ns.nft(["-j", "list", "ruleset"])), next)
     }
@@ -295,9 +299,10 @@ func roundTripRuleset() -> Ruleset {
             comment: "ClusterIP and LoadBalancer IPs",
             elements: [
                 "10.96.0.1 . tcp . 80": "goto \(svc)",
-                "10.96.0.10 . udp . 53 comment \"kube-system/kube-dns:dns\"": "goto \(svc)",
+                "10.96.0.10 . udp . 53": "goto \(svc)",
                 "10.96.0.11 . sctp . 9000": "goto \(svc)",
-            ]
+            ],
+            elementComments: ["10.96.0.10 . udp . 53": "kube-system/kube-dns:dns"]
         )
     )
     ip.add(

@@ -210,3 +210,54 @@ private func vmap(_ name: String, _ elements: [String: String]) -> NFTSet {
         #expect(newSide == b)
     }
 }
+
+
+/// Element comments (the Service port of an entry point): part of the element, so a comment-only change is
+/// a change, planned as delete + add because the kernel keeps an existing element's comment on `add element`.
+@Suite struct ElementCommentPlannerTests {
+    let key = "10.96.0.10 . tcp . 80"
+
+    func ruleset(comment: String?, data: String = "goto a") -> Ruleset {
+        var set = vmap("m", [:])
+        set.elements.set(key, data, comment: comment)
+        return table(chains: [Chain(name: "a")], sets: [set])
+    }
+
+    @Test(arguments: [("web:http", "web:www"), (nil, "web:http"), ("web:http", nil)] as [(String?, String?)])
+    func commentOnlyChangeIsDeleteAndAdd(old: String?, new: String?) {
+        let tx = ruleset(comment: new).transaction(from: ruleset(comment: old))
+        let added = new.map { "\(key) comment \"\($0)\"" } ?? key
+        #expect(tx.description == """
+            delete element ip sb m { \(key) }
+            add element ip sb m { \(added) : goto a }
+
+            """)
+        #expect(ruleset(comment: old) != ruleset(comment: new))
+    }
+
+    @Test func sameCommentPlansNothing() {
+        #expect(ruleset(comment: "web:http").transaction(from: ruleset(comment: "web:http")).isEmpty)
+    }
+
+    @Test func changedDataKeepsTheNewComment() {
+        let tx = ruleset(comment: "web:http", data: "goto b").transaction(from: ruleset(comment: "web:http"))
+        #expect(tx.description.hasSuffix("add element ip sb m { \(key) comment \"web:http\" : goto b }\n"))
+    }
+
+    /// Over a scope, as the agent plans: the same commands.
+    @Test func scopedPlanSeesTheComment() {
+        var scope = RulesetScope()
+        scope.insertElement(key, of: "m", in: t)
+        let tx = ruleset(comment: "b").transaction(from: ruleset(comment: "a"), scope: scope)
+        #expect(tx.elementChanges == 2)
+        #expect(tx.description.contains(#"comment "b""#))
+    }
+
+    /// Created from empty, the comment is written with the element; a hostile comment is quoted harmlessly.
+    @Test func createWritesCommentsQuoted() {
+        let r = ruleset(comment: nftCommentText(#"x"; flush ruleset; ""#))
+        #expect(r.transaction(from: .empty).description.hasSuffix(
+            #"add element ip sb m { 10.96.0.10 . tcp . 80 comment "x_; flush ruleset; _" : goto a }"# + "\n"))
+        #expect(r.script.contains(#"elements = { 10.96.0.10 . tcp . 80 comment "x_; flush ruleset; _" : goto a }"#))
+    }
+}

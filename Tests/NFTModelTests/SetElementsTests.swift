@@ -106,3 +106,35 @@ import Testing
             == "delete element ip t backends { 10.96.0.9 . tcp . 8080 . 2 }\n")
     }
 }
+
+/// An element's comment is part of it (equality), not of its key or data (lookups, iteration).
+@Suite struct SetElementCommentTests {
+    @Test func commentsAreKeptBesideTheElement() {
+        var e = SetElements(["10.96.0.1 . tcp . 80": ""], comments: ["10.96.0.1 . tcp . 80": "default/web:http"])
+        #expect(e.comment("10.96.0.1 . tcp . 80") == "default/web:http")
+        #expect(e["10.96.0.1 . tcp . 80"] == "")
+        #expect(e.keys == ["10.96.0.1 . tcp . 80"])
+        #expect(e != SetElements(["10.96.0.1 . tcp . 80": ""]))
+        #expect(e != SetElements(["10.96.0.1 . tcp . 80": ""], comments: ["10.96.0.1 . tcp . 80": "default/web:www"]))
+        // A write by key alone is an element without a comment; removing an element removes its comment.
+        e["10.96.0.1 . tcp . 80"] = ""
+        #expect(e.comment("10.96.0.1 . tcp . 80") == nil && e.comments.isEmpty)
+        e.set("10.96.0.2 . tcp . 80", "", comment: "a/b")
+        e.removeValue(forKey: "10.96.0.2 . tcp . 80")
+        #expect(e.comments.isEmpty)
+    }
+
+    @Test func aSlotTableDropsThePlainElementsOfItsEntryWithTheirComments() {
+        var e = SetElements()
+        e.set("10.96.0.1 . tcp . 80 . 0", "10.0.0.1 . 80", comment: "stray")
+        e.setSlots("10.96.0.1 . tcp . 80", SlotTable(targets: ["10.0.0.1 . 80"], slots: [0, 0]))
+        #expect(e.comments.isEmpty && e.count == 2)
+        // Held differently but equal: comments compare too.
+        var plain = SetElements(
+            ["10.96.0.1 . tcp . 80 . 0": "10.0.0.1 . 80", "10.96.0.1 . tcp . 80 . 1": "10.0.0.1 . 80"])
+        #expect(plain == e)
+        plain.set("x", "", comment: "c")
+        e.set("x", "", comment: "d")
+        #expect(plain != e)
+    }
+}

@@ -54,6 +54,34 @@ import SwitchboardTestTraits
         }
     }
 
+    /// An element's comment: `add element` of a key the set holds (same data) keeps the element as it is,
+    /// comment and all; the planner's delete + add in one batch changes it; read back, it is the new one.
+    @Test(arguments: BackendKind.allCases)
+    func elementCommentChangesOnlyByDeleteAndAdd(kind: BackendKind) async throws {
+        try await withBackend(kind) { h in
+            let key = "10.96.0.1 . tcp . 443"
+            let data = try #require(Fixture.a[Fixture.table]?.sets["service-ips"]?.elements[key])
+            var commented = Fixture.a
+            commented[Fixture.table]!.sets["service-ips"]!.elements.set(key, data, comment: "default/web:http")
+            try await h.backend.apply(commented.transaction(from: .empty))
+            #expect(try await h.backend.read(ids) == commented)
+            try await h.backend.apply(Transaction([
+                .addElements(
+                    Fixture.table, set: "service-ips", [.init(key: key, data: data, comment: "default/web:www")])
+            ]))
+            #expect(try await h.backend.read(ids) == commented, "add element of a held key keeps its comment")
+            var renamed = commented
+            renamed[Fixture.table]!.sets["service-ips"]!.elements.set(key, data, comment: "default/web:www")
+            let tx = renamed.transaction(from: try await h.backend.read(ids))
+            #expect(tx.elementChanges == 2)
+            try await h.backend.apply(tx)
+            let back = try await h.backend.read(ids)
+            #expect(back == renamed)
+            #expect(back[Fixture.table]?.sets["service-ips"]?.elements.comment(key) == "default/web:www")
+            #expect(renamed.transaction(from: back).isEmpty)
+        }
+    }
+
     /// Deletes in the planner's order (elements and rules that refer to a chain or map first, then the
     /// map, then the chain) are accepted by the kernel's reference checks.
     @Test(arguments: BackendKind.allCases)

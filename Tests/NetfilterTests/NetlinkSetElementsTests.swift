@@ -62,18 +62,20 @@ import SwitchboardTestTraits
         func group(_ name: String, _ elements: [Command.Element]) -> NetlinkSetElements.Group {
             (table, set(table, name), elements)
         }
-        func element(_ key: String, _ data: String = "") -> Command.Element { Command.Element(key: key, data: data) }
+        func element(_ key: String, _ data: String = "", comment: String? = nil) -> Command.Element {
+            Command.Element(key: key, data: data, comment: comment)
+        }
         let nodePorts = (0..<3).flatMap { p in
             (0..<61).map { slot in
                 element("\(protocols[p]) . \(30000 + p) . \(slot)", "\(endpointAddress(family, slot % 4)) . 8080")
             }
         }
         let vips = (0..<services).map { s in
-            element("\(address(family, service: s)) . \(protocols[s % 3]) . \(80 + s % 5) comment \"ns/svc-\(s):http\"")
+            element("\(address(family, service: s)) . \(protocols[s % 3]) . \(80 + s % 5)", comment: "ns/svc-\(s):http")
         }
         let hairpins = (0..<20).map { e in element("\(endpointAddress(family, e)) . \(endpointAddress(family, e))") }
         let longComments = (0..<1000).map { s in
-            element("\(address(family, service: 1000 + s)) . tcp . 443 comment \"\(comment)-\(s)\"")
+            element("\(address(family, service: 1000 + s)) . tcp . 443", comment: "\(comment)-\(s)")
         }
         return [
             group(n.backends, backends(family, services: services, slots: 127)),
@@ -121,15 +123,18 @@ import SwitchboardTestTraits
                 let expected = try await viaText.read(tables)
                 let got = try await viaNetlink.read(tables)
                 #expect(got == expected)
-                // And what was asked for, element by element (the comment is part of the key's text).
+                // And what was asked for, element by element, comments included.
                 for group in groups {
                     let elements = try #require(got[group.table]?.sets[group.set.name]?.elements)
                     #expect(elements.count == group.elements.count, "\(group.set.name)")
-                    var want: [String: String] = [:]
-                    for element in group.elements { want[element.key] = element.data }
+                    var want: [String: Command.Element] = [:]
+                    for element in group.elements { want[element.key] = element }
                     var mismatches = 0
-                    elements.forEachSorted { key, data in if want[key] != data { mismatches += 1 } }
+                    elements.forEachSorted { key, data in
+                        if want[key]?.data != data || want[key]?.comment != elements.comment(key) { mismatches += 1 }
+                    }
                     #expect(mismatches == 0, "\(group.table) \(group.set.name)")
+                    #expect(elements.comments.count == group.elements.filter { $0.comment != nil }.count)
                 }
                 for table in tables {
                     let text = try await viaText.library.run("list table \(table)")

@@ -105,7 +105,10 @@ private func backends(_ r: Ruleset, _ table: TableID = v4, map: String = "backen
     @Test func noEndpointsRejects() {
         let r = compiled([node, .service("empty"), .slice("e-1", service: "empty", endpoints: [.at("10.244.1.9", ready: false)])]).ruleset
         #expect(r[v4]!.sets["backends"]!.elements.isEmpty)
-        #expect(r[v4]!.sets["no-endpoint-services"]!.elements == ["10.96.0.10 . tcp . 80": ""])
+        #expect(
+            r[v4]!.sets["no-endpoint-services"]!.elements
+                == SetElements(
+                    ["10.96.0.10 . tcp . 80": ""], comments: ["10.96.0.10 . tcp . 80": "default/empty:http"]))
         #expect(r[v4]!.chains["endpoints-check"]!.rules.first == "ip daddr . meta l4proto . th dport @no-endpoint-services reject")
     }
 

@@ -190,7 +190,9 @@ import Testing
         let t = compiled(lb(affinity: .clientIP(timeoutSeconds: 90)), [ep("10.244.1.2")])
         #expect(Set(t.sets["affinity-services"]!.elements.values) == ["jump affinity-t90"])
         #expect(keys(t, "affinity-services") == ["10.96.0.10 . tcp . 80", "192.0.2.1 . tcp . 80", "203.0.113.5 . tcp . 80"])
-        #expect(t.sets["affinity-nodeports"]!.elements == ["tcp . 30080": "jump affinity-t90"])
+        #expect(
+            t.sets["affinity-nodeports"]!.elements
+                == SetElements(["tcp . 30080": "jump affinity-t90"], comments: ["tcp . 30080": "d/s"]))
         #expect(t.chains["affinity-t90"]!.rules.first
             == "tcp dport != 0 update @affinity { ip saddr . ct original ip daddr . meta l4proto . ct original proto-dst timeout 1m30s : ip daddr . tcp dport }")
         // Without affinity the chain is gone.
