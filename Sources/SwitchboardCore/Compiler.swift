@@ -271,7 +271,7 @@ struct ServiceCompiler {
     /// comments them, so `nft list ruleset` says who owns what. At most 143 bytes (namespace 63, name 63, port
     /// name 15), so cut to the kernel's 127 by `nftCommentText` like every comment: only a comment is lost.
     static func owner(_ service: ObjectRef, port: String) -> String {
-        nftCommentText(port.isEmpty ? "\(service)" : "\(service):\(port)")
+        nftCommentText(service.servicePortName(port))
     }
 
     /// No endpoint ready or serving anywhere: every entry point of the port REJECTs.

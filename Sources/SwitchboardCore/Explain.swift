@@ -365,7 +365,7 @@ private struct ExplainStep {
     private mutating func setEntry(_ view: ServiceView, _ port: ServicePortView, _ kind: Explanation.EntryKind, ignored: [ObjectRef]) {
         let ref = view.service.ref
         out.entry = .init(
-            service: ref.description, servicePort: port.port.name.isEmpty ? ref.description : "\(ref):\(port.port.name)",
+            service: ref.description, servicePort: ref.servicePortName(port.port.name),
             port: flow.destinationPort, protocol: flow.proto.nftName, kind: kind, family: family.rawValue,
             ignoredClaims: ignored.map(\.description))
     }

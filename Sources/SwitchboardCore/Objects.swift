@@ -15,6 +15,10 @@ public struct ObjectRef: Hashable, Sendable, Comparable, CustomStringConvertible
 
     public var description: String { "\(namespace)/\(name)" }
 
+    /// kube-proxy's `ServicePortName` of this Service's port `port`: `namespace/name:port`, or
+    /// `namespace/name` for an unnamed port.
+    public func servicePortName(_ port: String) -> String { port.isEmpty ? description : "\(description):\(port)" }
+
     public static func < (a: ObjectRef, b: ObjectRef) -> Bool { (a.namespace, a.name) < (b.namespace, b.name) }
 }
 
