@@ -130,6 +130,13 @@ public struct NoLocalEndpointCounts: Hashable, Sendable {
     }
 }
 
+/// The key text of an entry point in the dispatch sets and maps, and in the claims: a VIP port
+/// `addr . proto . port`, a node port `proto . port`.
+enum EntryKey {
+    static func vip(_ address: IPAddress, _ proto: L4Protocol, _ port: Int) -> String { "\(address) . \(proto.nftName) . \(port)" }
+    static func nodePort(_ proto: L4Protocol, _ port: Int) -> String { "\(proto.nftName) . \(port)" }
+}
+
 /// What one Service contributes to one family's table: claims on entries of the shared maps, which
 /// `IncrementalCompiler` resolves between Services.
 struct ServiceFragment: Hashable, Sendable {
@@ -238,10 +245,9 @@ struct ServiceCompiler {
         // Entry points: the cluster IP, then external and load-balancer IPs, then the node port.
         for port in view.ports {
             let owner = Self.owner(service.ref, port: port.port.name)
-            let proto = port.port.protocol.nftName
-            let internalKey = "\(port.clusterIP) . \(proto) . \(port.port.port)"
-            let externalKeys = port.externalAddresses.map { (ip: $0, key: "\($0) . \(proto) . \(port.port.port)") }
-            let nodePort = port.nodePort.map { "\(proto) . \($0)" }
+            let internalKey = EntryKey.vip(port.clusterIP, port.port.protocol, port.port.port)
+            let externalKeys = port.externalAddresses.map { (ip: $0, key: EntryKey.vip($0, port.port.protocol, port.port.port)) }
+            let nodePort = port.nodePort.map { EntryKey.nodePort(port.port.protocol, $0) }
             guard port.endpoints.hasAny else {
                 rejectAll(vips: [internalKey] + externalKeys.map(\.key), nodePort: nodePort, port, owner, &fragment)
                 continue
@@ -309,7 +315,7 @@ struct ServiceCompiler {
     }
 
     /// The sets an external entry point's elements go to: an external or load-balancer IP's, or a node port's.
-    private struct ExternalSets: Sendable {
+    struct ExternalSets: Sendable {
         var dispatch: @Sendable (Int) -> String
         var map: String
         /// `externalTrafficPolicy: Cluster`: masqueraded.
@@ -380,7 +386,7 @@ struct ServiceCompiler {
         _ endpoints: [Backend], dispatch: (Int) -> String, map: String, entry: String, _ owner: String
     ) -> [ServiceFragment.Element] {
         guard !endpoints.isEmpty else { return [] }
-        let maglev = MaglevTable(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
+        let maglev = MaglevTable(endpoints)
         let byIdentity = Dictionary(endpoints.map { ($0.identity, $0.dnatTarget) }, uniquingKeysWith: { a, _ in a })
         let targets = maglev.backends.map { byIdentity[$0]! }
         return [

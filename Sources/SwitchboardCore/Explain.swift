@@ -171,7 +171,7 @@ public struct Explanation: Hashable, Sendable, Codable {
 public struct Explainer: Sendable {
     public let state: ClusterState
     public let node: NodeContext
-    private let compiler: IncrementalCompiler
+    fileprivate let compiler: IncrementalCompiler
 
     public init(state: ClusterState, node: NodeContext) {
         self.state = state
@@ -187,7 +187,7 @@ public struct Explainer: Sendable {
     /// What happens to `flow` here. `from` overrides how the source is classified (needed when
     /// `--detect-local-mode` goes by interface, which an address does not tell).
     public func explain(_ flow: Flow, from: SourceKind? = nil) -> Explanation {
-        var step = ExplainStep(explainer: self, compiler: compiler, flow: flow, from: from)
+        var step = ExplainStep(explainer: self, flow: flow, from: from)
         return step.run()
     }
 }
@@ -195,7 +195,6 @@ public struct Explainer: Sendable {
 /// One flow's way through the ruleset, in the order `Skeleton`'s chains take it.
 private struct ExplainStep {
     let explainer: Explainer
-    let compiler: IncrementalCompiler
     let flow: Flow
     let family: IPFamily
     let source: Explanation.Source
@@ -203,12 +202,14 @@ private struct ExplainStep {
     let detectsPods: Bool
     var out: Explanation
 
-    init(explainer: Explainer, compiler: IncrementalCompiler, flow: Flow, from: SourceKind?) {
+    /// The compiled state: its claims, pod CIDRs and node-port addresses.
+    var compiler: IncrementalCompiler { explainer.compiler }
+
+    init(explainer: Explainer, flow: Flow, from: SourceKind?) {
         self.explainer = explainer
-        self.compiler = compiler
         self.flow = flow
         family = flow.destination.family
-        let podCIDRs = compiler.podCIDRs(explainer.state).filter { $0.family == flow.destination.family }
+        let podCIDRs = explainer.compiler.podCIDRs(explainer.state).filter { $0.family == flow.destination.family }
         detectsPods = Skeleton.podSource(family: family, node: explainer.node, podCIDRs: podCIDRs) != nil
         source = Self.classify(flow.source, from: from, explainer: explainer, podCIDRs: podCIDRs)
         out = Explanation(
@@ -343,8 +344,7 @@ private struct ExplainStep {
             setEntry(view, port, kind, ignored: claim.others)
             return (view, port, kind)
         }
-        let nodePortAddresses = compiler.nodePortAddresses(family, state).compactMap { CIDR($0) ?? IPAddress($0).map { CIDR(address: $0, prefixLength: $0.bytes.count * 8) } }
-        if nodePortAddresses.contains(where: { $0.contains(dst) }) {
+        if compiler.nodePortAddresses(family, state).contains(where: { $0.contains(dst) }) {
             let claim = compiler.claimants(family, address: nil, flow.proto, port: flow.destinationPort)
             let ports = views.flatMap { view in
                 (view.families[family]?.ports ?? []).filter { p in p.nodePort.map { matches(p, port: $0) } ?? false }.map { (view, $0) }
@@ -443,15 +443,17 @@ private struct ExplainStep {
     /// Maglev over `chosen`: the table, the slot the kernel's jhash picks, and the endpoint there, checked
     /// against the compiled map. nil when the source port is not known.
     private mutating func maglev(_ chosen: [Backend], kind: Explanation.EntryKind, local: Bool) -> Backend? {
-        let n = RulesetNames.self
-        let size = MaglevTable.size(forBackendCount: chosen.count)
-        let table = MaglevTable(backends: chosen.map(\.identity), size: size)
-        let map = kind == .nodePort ? (local ? n.localNodePortBackends : n.nodePortBackends) : (local ? n.localBackends : n.backends)
+        let table = MaglevTable(chosen)
+        let size = table.size
+        // The map the compiler puts this entry point's table in: a cluster IP's is a VIP's.
+        let sets = kind == .nodePort ? ServiceCompiler.ExternalSets.nodePort : .vip
+        let map = local ? sets.localMap : sets.map
         let entryKey = kind == .nodePort
-            ? "\(flow.proto.nftName) . \(flow.destinationPort)"
-            : "\(flow.destination) . \(flow.proto.nftName) . \(flow.destinationPort)"
+            ? EntryKey.nodePort(flow.proto, flow.destinationPort)
+            : EntryKey.vip(flow.destination, flow.proto, flow.destinationPort)
         var result = Explanation.Maglev(
-            tableSize: size, map: map, hash: "jhash \(family.nftPayload) saddr . th sport mod \(size) seed \(n.jhashSeed)")
+            tableSize: size, map: map,
+            hash: "jhash \(family.nftPayload) saddr . th sport mod \(size) seed \(RulesetNames.jhashSeed)")
         defer { out.maglev = result }
         guard let sport = flow.sourcePort else { return nil }
         let slot = FlowHash.slot(source: flow.source, sourcePort: sport, tableSize: size)

@@ -123,7 +123,7 @@ public struct IncrementalCompiler: Sendable {
         for family in IPFamily.allCases {
             let id = node.tableID(family)
             let skeleton = Skeleton.table(
-                family: family, node: node, nodeAddresses: nodePortAddresses(family, state), podCIDRs: podCIDRs(state))
+                family: family, node: node, nodeAddresses: nodePortAddresses(family, state).map(\.description), podCIDRs: podCIDRs(state))
             if ruleset[id] == nil { ruleset[id] = Table(id: id) }
             for (name, chain) in skeleton.chains { setChain(name, chain, in: id) }
             for (name, set) in skeleton.sets {
@@ -208,8 +208,8 @@ public struct IncrementalCompiler: Sendable {
     public func claimants(
         _ family: IPFamily, address: IPAddress?, _ proto: L4Protocol, port: Int
     ) -> (holder: ObjectRef?, others: [ObjectRef]) {
-        let key = address.map { ClaimKey(space: .vip, key: "\($0) . \(proto.nftName) . \(port)") }
-            ?? ClaimKey(space: .nodePort, key: "\(proto.nftName) . \(port)")
+        let key = address.map { ClaimKey(space: .vip, key: EntryKey.vip($0, proto, port)) }
+            ?? ClaimKey(space: .nodePort, key: EntryKey.nodePort(proto, port))
         let refs = claimants[node.tableID(family)]?[key].map { Array($0.keys) } ?? []
         let holder = Self.winner(refs)
         return (holder, refs.filter { $0 != holder }.sorted())
@@ -291,13 +291,12 @@ public struct IncrementalCompiler: Sendable {
     }
 
     /// The local addresses NodePorts answer on: `--nodeport-addresses`, or the node's InternalIPs.
-    func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [String] {
+    func nodePortAddresses(_ family: IPFamily, _ state: ClusterState) -> [CIDR] {
         if !node.nodePortAddresses.isEmpty {
-            return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family }).map(\.description)
+            return CIDR.outermost(node.nodePortAddresses.filter { $0.family == family })
         }
         let ips = state.nodes[node.nodeName]?.internalIPs ?? []
         return CIDR.outermost(ips.filter { $0.family == family }.map { CIDR(address: $0, prefixLength: $0.bytes.count * 8) })
-            .map(\.description)
     }
 }
 

@@ -110,7 +110,22 @@ public struct Backend: Hashable, Sendable, Comparable {
     /// A backend map's data for it, as nft lists it: `10.0.0.5 . 80`.
     public var dnatTarget: String { "\(address) . \(port)" }
 
+    /// The backend a map's data names (`dnatTarget`'s text); nil for other text.
+    public init?(dnatTarget text: String) {
+        let parts = text.split(separator: " . ", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPAddress(String(parts[0])), let port = Int(parts[1]) else { return nil }
+        self.init(address: address, port: port)
+    }
+
     public static func < (a: Backend, b: Backend) -> Bool { (a.address, a.port) < (b.address, b.port) }
+}
+
+extension MaglevTable {
+    /// The Maglev table over `endpoints` (by identity, the same on every node), sized by their count
+    /// (`size(forBackendCount:)`): what the compiler writes and `explain` looks a flow up in.
+    init(_ endpoints: [Backend]) {
+        self.init(backends: endpoints.map(\.identity), size: MaglevTable.size(forBackendCount: endpoints.count))
+    }
 }
 
 /// The endpoints of one service port, as kube-proxy categorises them. Duplicates across slices count once;

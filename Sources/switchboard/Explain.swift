@@ -93,7 +93,8 @@ struct ExplainCommand: AsyncParsableCommand {
         if var affinity = explanation.affinity, let entry = explanation.entry {
             let element = "\(explanation.flow.source) . \(explanation.flow.destination) . \(entry.protocol) . \(entry.port)"
             let found = try await getElement(nft, table: table, set: RulesetNames.affinity, key: element)
-            affinity.live = .init(element: element, endpoint: found.map { dnatText($0.data) }, expires: found?.expires)
+            affinity.live = .init(
+                element: element, endpoint: found.map { Backend(dnatTarget: $0.data)?.identity ?? $0.data }, expires: found?.expires)
             explanation.affinity = affinity
             if let endpoint = affinity.live?.endpoint {
                 explanation.verdict = .init(
@@ -129,12 +130,5 @@ struct ExplainCommand: AsyncParsableCommand {
             String(parts[0][range.upperBound...].prefix { $0 != " " })
         }
         return (parts[1], expires)
-    }
-
-    /// `10.0.0.5 . 8080` as `10.0.0.5:8080` (`[fd00::5]:8080`).
-    private func dnatText(_ data: String) -> String {
-        let parts = data.components(separatedBy: " . ")
-        guard parts.count == 2 else { return data }
-        return parts[0].contains(":") ? "[\(parts[0])]:\(parts[1])" : "\(parts[0]):\(parts[1])"
     }
 }
