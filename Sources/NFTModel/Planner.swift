@@ -5,8 +5,8 @@ extension Ruleset {
     /// 1. new tables, then new chain and set declarations (so rules and elements can refer to them);
     /// 2. changed chains are flushed and refilled, new chains filled; chains about to go are flushed;
     /// 3. elements are deleted (gone or changed), then added (new or changed). An element whose comment
-///    changed is changed: the kernel cannot change an element in place, and `add element` of a key it
-///    holds keeps the old comment without a word, so it is deleted and added again in this batch;
+    ///    changed is changed: the kernel cannot change an element in place, and `add element` of a key it
+    ///    holds keeps the old comment without a word, so it is deleted and added again in this batch;
     /// 4. sets that go are deleted (their rules are gone by now), then chains (no element or rule
     ///    refers to them any more), then tables.
     /// A table whose set or base-chain declarations differ is replaced whole (delete + re-add in the
